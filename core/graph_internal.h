@@ -1,0 +1,84 @@
+/* Internal representation of a weft graph, shared by core/ and ops/. */
+#ifndef WEFT_GRAPH_INTERNAL_H
+#define WEFT_GRAPH_INTERNAL_H
+
+#include <assert.h>
+#include <stdlib.h>
+
+#include "weft/weft.h"
+
+/* Invariant violations are bugs, not bad input: abort with file:line. */
+#define WEFT_ASSERT(c)                                                        \
+    do {                                                                       \
+        if (!(c)) {                                                            \
+            fprintf(stderr, "weft: internal error at %s:%d: %s\n", __FILE__,   \
+                    __LINE__, #c);                                             \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+/* Op attributes: a small plain struct every op interprets its own way. */
+typedef struct weft_attr {
+    int64_t i[2 * WEFT_MAX_DIMS]; /* axes mask, perm, slice (axis,start,end), flags */
+    double f;                     /* pow exponent, fill value, dropout p */
+    uint64_t seed;                /* dropout */
+    weft_shape shape;             /* broadcast/reshape/fill target */
+    weft_dtype dtype;             /* cast / one_hot / fill target */
+} weft_attr;
+
+typedef struct weft_node_rec {
+    weft_node_kind kind;
+    int op;                  /* index into the op table (kind == OP) */
+    weft_dtype dtype;
+    weft_shape shape;
+    int n_in;
+    int32_t in_off;          /* inputs are g->edges[in_off .. in_off + n_in) */
+    weft_attr attr;
+    char *name;
+    void *data;              /* parameter / constant storage, contiguous */
+    weft_site site;
+    weft_node grad_of;       /* forward node this backward node belongs to */
+    uint8_t backward;
+} weft_node_rec;
+
+struct weft_graph {
+    weft_node_rec *nodes;
+    int n, cap;
+    int32_t *edges;
+    int n_edges, cap_edges;
+    weft_status status;      /* sticky first error */
+    char *error;
+    weft_site site;          /* stamped on new nodes */
+    /* While autodiff runs, new nodes are marked backward and grad_of = this. */
+    int in_backward;
+    weft_node backward_of;
+};
+
+static inline const weft_node_rec *weft_rec(const weft_graph *g, weft_node n) {
+    WEFT_ASSERT(n >= 0 && n < g->n);
+    return &g->nodes[n];
+}
+static inline const weft_node *weft_rec_inputs(const weft_graph *g, const weft_node_rec *r) {
+    return g->edges + r->in_off;
+}
+
+/* Add an op node after checking its inputs and inferring its shape; on
+ * failure records a sticky error and returns WEFT_NONE. */
+weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in,
+                            const weft_attr *attr);
+/* Record a builder error (sticky: only the first is kept in the graph). */
+weft_node weft_graph_fail(weft_graph *g, weft_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "mul(h [4, 8] f32)": a node's short description for error messages. */
+char *weft_node_desc(const weft_graph *g, weft_node n, char *buf, size_t cap);
+
+/* Tensor helpers (core/tensor.c). */
+void weft_tensor_contiguous_strides(const weft_shape *s, int64_t *stride);
+/* Copy any strided tensor into contiguous dst of the same dtype. */
+void weft_tensor_copy_to(const weft_tensor *t, void *dst);
+/* Broadcast shapes numpy-style; 0 on mismatch. */
+int weft_shape_broadcast(weft_shape a, weft_shape b, weft_shape *out);
+/* Normalise an axis against ndim; -1 when out of range. */
+int weft_axis(int axis, int ndim);
+
+#endif

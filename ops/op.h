@@ -1,0 +1,83 @@
+/* The primitive op table.  Every primitive is one row of ops.def: its name,
+ * arity, flags, shape rule, kernel (f32 and f64 in one function, dispatched
+ * on dtype) and VJP rule, all defined side by side in one ops/<family>.c. */
+#ifndef WEFT_OPS_OP_H
+#define WEFT_OPS_OP_H
+
+#include "graph_internal.h"
+
+enum {
+    WEFT_OPF_ELEMENTWISE = 1u << 0, /* output element i depends on input element i (after broadcast) */
+    WEFT_OPF_VIEW = 1u << 1,        /* may alias its first input (strided view) */
+    WEFT_OPF_NONDIFF = 1u << 2,     /* zero gradient for every input */
+};
+
+/* Runtime context handed to kernels. */
+typedef struct weft_kctx {
+    uint64_t counter;               /* the executor's run counter (dropout) */
+} weft_kctx;
+
+typedef struct weft_op_def {
+    const char *name;
+    int arity;                      /* -1: variadic (>= 1) */
+    unsigned flags;
+    /* Shape and dtype of the result; may normalise attr.  On mismatch
+     * returns an error via weft_error() naming both shapes. */
+    weft_status (*infer)(const weft_graph *g, const weft_node *in, int n,
+                         weft_attr *attr, weft_shape *shape, weft_dtype *dtype);
+    /* out is contiguous and allocated; inputs may be strided views. */
+    weft_status (*kernel)(weft_tensor *out, const weft_tensor *in, int n,
+                          const weft_attr *attr, const weft_kctx *ctx);
+    /* VIEW ops: make out alias in[0] with new strides; return 0 when the
+     * view is impossible (then the kernel copies).  NULL: never a view. */
+    int (*view)(weft_tensor *out, const weft_tensor *in, const weft_attr *attr);
+    /* Gradient of each input given the gradient `gy` of node y: writes gin[k]
+     * (WEFT_NONE = no contribution).  Emits primitives with the builder API.
+     * NULL only for WEFT_OPF_NONDIFF ops. */
+    weft_status (*vjp)(weft_graph *g, weft_node y, weft_node gy, weft_node *gin);
+} weft_op_def;
+
+#define WEFT_OP(id, name, arity, flags) WEFT_OP_##id,
+enum weft_op_id {
+#include "ops.def"
+    WEFT_OP_COUNT
+};
+#undef WEFT_OP
+
+extern const weft_op_def weft_ops[WEFT_OP_COUNT];
+/* WEFT_OK when every row is complete; else names the first bad row. */
+weft_status weft_ops_check(void);
+
+/* Each ops/<family>.c defines, for each of its rows, weft_<id>_infer,
+ * weft_<id>_kernel, weft_<id>_view (VIEW ops), weft_<id>_vjp (unless
+ * NONDIFF).  Declarations follow from the table; view and vjp are weak so a
+ * row without them links to NULL, and weft_ops_check() refuses a
+ * differentiable op without a VJP or a VIEW op without a view rule. */
+#define WEFT_OP(id, name, arity, flags)                                       \
+    weft_status weft_##id##_infer(const weft_graph *, const weft_node *, int,   \
+                                  weft_attr *, weft_shape *, weft_dtype *);    \
+    weft_status weft_##id##_kernel(weft_tensor *, const weft_tensor *, int,    \
+                                   const weft_attr *, const weft_kctx *);      \
+    __attribute__((weak)) int weft_##id##_view(weft_tensor *, const weft_tensor *, \
+                                               const weft_attr *);             \
+    __attribute__((weak)) weft_status weft_##id##_vjp(weft_graph *, weft_node,  \
+                                                      weft_node, weft_node *);
+#include "ops.def"
+#undef WEFT_OP
+
+/* Shape rules shared by op families (ops/shape_rules.c). */
+weft_status weft_infer_same_float(const weft_graph *g, const weft_node *in, int n,
+                                  weft_attr *attr, weft_shape *shape, weft_dtype *dtype);
+weft_status weft_infer_broadcast(const weft_graph *g, const weft_node *in, int n,
+                                 weft_attr *attr, weft_shape *shape, weft_dtype *dtype);
+weft_status weft_dtype_check_float(const weft_graph *g, weft_node n);
+
+/* 4-D normalised strided view (leading dims padded with size 1) for kernels. */
+typedef struct weft_iter4 {
+    int64_t n[4];
+    int64_t s[4];
+} weft_iter4;
+/* View t with shape broadcast to `to` (stride 0 on broadcast dims). */
+weft_iter4 weft_iter4_of(const weft_tensor *t, const weft_shape *to);
+
+#endif

@@ -1,0 +1,50 @@
+#include "testutil.h"
+
+#include <stdlib.h>
+
+void tu_fill(double *p, int64_t n, uint64_t seed, double lo, double hi, int signed_) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 12345;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(s >> 11) * 0x1.0p-53;
+        double v = lo + (hi - lo) * u;
+        if (signed_ && (s >> 7 & 1)) v = -v;
+        p[i] = v;
+    }
+}
+
+static void *filled(weft_dtype t, weft_shape s, uint64_t seed, double lo, double hi, int signed_) {
+    int64_t n = weft_shape_numel(s);
+    double *d = malloc((size_t)n * sizeof *d);
+    tu_fill(d, n, seed, lo, hi, signed_);
+    if (t == WEFT_F32) {
+        float *f = malloc((size_t)n * sizeof *f);
+        for (int64_t i = 0; i < n; i++) f[i] = (float)d[i];
+        free(d);
+        return f;
+    }
+    return d;
+}
+
+weft_node tu_param(weft_graph *g, const char *name, weft_dtype t, weft_shape s, uint64_t seed,
+                   double lo, double hi, int signed_) {
+    weft_node p = weft_param(g, name, t, s);
+    if (p == WEFT_NONE) return p;
+    void *d = filled(t, s, seed, lo, hi, signed_);
+    weft_param_set(g, p, d, (size_t)weft_shape_numel(s) * weft_dtype_size(t));
+    free(d);
+    return p;
+}
+
+weft_node tu_const(weft_graph *g, weft_dtype t, weft_shape s, uint64_t seed, double lo, double hi) {
+    void *d = filled(t, s, seed, lo, hi, 1);
+    weft_node c = weft_const(g, NULL, t, s, d);
+    free(d);
+    return c;
+}
+
+weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed) {
+    if (y == WEFT_NONE) return y;
+    weft_node r = tu_const(g, weft_node_dtype(g, y), weft_node_shape(g, y), seed, 0.5, 1.5);
+    return weft_sum(g, weft_mul(g, y, r), NULL, 0, 0);
+}

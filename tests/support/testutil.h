@@ -1,0 +1,18 @@
+/* Small helpers shared by the tests. */
+#ifndef WEFT_TESTUTIL_H
+#define WEFT_TESTUTIL_H
+#include <stdint.h>
+
+#include "weft/weft.h"
+
+/* Deterministic uniform values in [lo, hi) with a random sign when
+ * signed_ (magnitudes in [lo, hi)), from a seed. */
+void tu_fill(double *p, int64_t n, uint64_t seed, double lo, double hi, int signed_);
+/* A parameter of dtype t filled by tu_fill. */
+weft_node tu_param(weft_graph *g, const char *name, weft_dtype t, weft_shape s, uint64_t seed,
+                   double lo, double hi, int signed_);
+/* A constant of dtype t filled by tu_fill. */
+weft_node tu_const(weft_graph *g, weft_dtype t, weft_shape s, uint64_t seed, double lo, double hi);
+/* sum(y * R) for a fixed random R: a scalar loss that weighs every element differently. */
+weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed);
+#endif

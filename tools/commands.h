@@ -1,0 +1,10 @@
+/* weft CLI: one function per subcommand, listed once in main.c. */
+#ifndef WEFT_TOOLS_COMMANDS_H
+#define WEFT_TOOLS_COMMANDS_H
+
+typedef int (*weft_cmd_fn)(int argc, char **argv);
+
+/* Each returns the process exit code: 0 ok, 1 runtime error, 2 usage. */
+int weft_cmd_demo(int argc, char **argv);
+
+#endif

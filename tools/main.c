@@ -1,0 +1,38 @@
+/* weft command-line tool: dispatches to the subcommands in tools/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "weft/weft.h"
+
+static const struct {
+    const char *name;
+    weft_cmd_fn fn;
+    const char *help;
+} commands[] = {
+    {"demo", weft_cmd_demo, "build a 3-step RNN, compute its gradients, write its graph"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: weft [--help] [--version] <command> [args]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'weft <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("weft %s\n", WEFT_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "weft: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

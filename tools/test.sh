@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (README and CI): configure with warnings as errors, build,
+# and run every test.  Fails when any test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+cmake -S . -B "$BUILD" -DWEFT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)"
