@@ -17,7 +17,7 @@ void weft_graph_free(weft_graph *g) {
     if (!g) return;
     for (int i = 0; i < g->n; i++) {
         free(g->nodes[i].name);
-        free(g->nodes[i].data);
+        if (!g->nodes[i].borrowed) free(g->nodes[i].data);
     }
     free(g->nodes);
     free(g->edges);
@@ -141,6 +141,20 @@ static weft_node leaf(weft_graph *g, weft_node_kind kind, const char *name, weft
         free(r.name);
         free(r.data);
     }
+    return id;
+}
+
+weft_node weft_graph_add_borrowed_leaf(weft_graph *g, weft_node_kind kind, const char *name,
+                                       weft_dtype t, weft_shape s, void *data) {
+    weft_node_rec r = {0};
+    r.kind = kind;
+    r.dtype = t;
+    r.shape = s;
+    r.data = data;
+    r.borrowed = data != NULL;
+    if (name && !(r.name = strdup(name))) return weft_graph_fail(g, WEFT_ERR_NOMEM, "out of memory");
+    weft_node id = push(g, &r, NULL, 0);
+    if (id == WEFT_NONE) free(r.name);
     return id;
 }
 

@@ -39,6 +39,7 @@ typedef struct weft_node_rec {
     weft_site site;
     weft_node grad_of;       /* forward node this backward node belongs to */
     uint8_t backward;
+    uint8_t borrowed;        /* data belongs to another graph (compiled copies) */
 } weft_node_rec;
 
 struct weft_graph {
@@ -66,6 +67,10 @@ static inline const weft_node *weft_rec_inputs(const weft_graph *g, const weft_n
  * failure records a sticky error and returns WEFT_NONE. */
 weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in,
                             const weft_attr *attr);
+/* A leaf whose data stays owned by another graph (a compiled copy shares
+ * the parameters of the graph it was compiled from). */
+weft_node weft_graph_add_borrowed_leaf(weft_graph *g, weft_node_kind kind, const char *name,
+                                       weft_dtype t, weft_shape s, void *data);
 /* Record a builder error (sticky: only the first is kept in the graph). */
 weft_node weft_graph_fail(weft_graph *g, weft_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
