@@ -83,6 +83,8 @@ static weft_status node_ok(const weft_exec *e, weft_node n, const char *what) {
     return WEFT_OK;
 }
 
+int weft_exec_uses(const weft_exec *e, weft_node n) { return n >= 0 && n < e->n && e->needed[n]; }
+
 weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data, size_t bytes) {
     char d[160];
     weft_status s = node_ok(e, input, "feed");

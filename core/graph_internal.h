@@ -63,6 +63,14 @@ static inline const weft_node *weft_rec_inputs(const weft_graph *g, const weft_n
     return g->edges + r->in_off;
 }
 
+/* By-value accessors: safe inside builder-call argument lists, where a
+ * pointer into the arena could be read after another argument's builder
+ * moved it. */
+static inline weft_node weft_in_of(const weft_graph *g, weft_node n, int k) {
+    return g->edges[g->nodes[n].in_off + k];
+}
+static inline weft_shape weft_shape_of(const weft_graph *g, weft_node n) { return g->nodes[n].shape; }
+
 /* Add an op node after checking its inputs and inferring its shape; on
  * failure records a sticky error and returns WEFT_NONE. */
 weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in,

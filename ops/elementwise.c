@@ -124,38 +124,48 @@ weft_status weft_cast_infer(const weft_graph *g, const weft_node *in, int n, wef
 /* -------------------------------------------------------------- VJP rules
  * in[]: the op's inputs; y: its output; gy: the gradient of y.  Gradients
  * of broadcast operands are summed back to the operand's shape. */
-#define IN(k) (weft_rec_inputs(g, weft_rec(g, y))[k])
-#define SHAPE(k) (weft_rec(g, IN(k))->shape)
+#define IN(k) weft_in_of(g, y, k)
+#define SHAPE(k) weft_shape_of(g, IN(k))
 #define C(v) weft_scalar_like(g, y, (v))
 
 weft_status weft_add_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
-    gin[0] = weft_reduce_to(g, gy, SHAPE(0));
-    gin[1] = weft_reduce_to(g, gy, SHAPE(1));
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s0 = SHAPE(0), s1 = SHAPE(1);
+    gin[0] = weft_reduce_to(g, gy, s0);
+    gin[1] = weft_reduce_to(g, gy, s1);
     return WEFT_OK;
 }
 weft_status weft_sub_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
-    gin[0] = weft_reduce_to(g, gy, SHAPE(0));
-    gin[1] = weft_reduce_to(g, weft_neg(g, gy), SHAPE(1));
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s0 = SHAPE(0), s1 = SHAPE(1);
+    gin[0] = weft_reduce_to(g, gy, s0);
+    gin[1] = weft_reduce_to(g, weft_neg(g, gy), s1);
     return WEFT_OK;
 }
 weft_status weft_mul_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
-    gin[0] = weft_reduce_to(g, weft_mul(g, gy, IN(1)), SHAPE(0));
-    gin[1] = weft_reduce_to(g, weft_mul(g, gy, IN(0)), SHAPE(1));
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s0 = SHAPE(0), s1 = SHAPE(1);
+    gin[0] = weft_reduce_to(g, weft_mul(g, gy, IN(1)), s0);
+    gin[1] = weft_reduce_to(g, weft_mul(g, gy, IN(0)), s1);
     return WEFT_OK;
 }
 weft_status weft_div_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s0 = SHAPE(0), s1 = SHAPE(1);
     /* d(a/b)/db = -a/b^2 = -y/b */
-    gin[0] = weft_reduce_to(g, weft_div(g, gy, IN(1)), SHAPE(0));
-    gin[1] = weft_reduce_to(g, weft_neg(g, weft_div(g, weft_mul(g, gy, y), IN(1))), SHAPE(1));
+    gin[0] = weft_reduce_to(g, weft_div(g, gy, IN(1)), s0);
+    gin[1] = weft_reduce_to(g, weft_neg(g, weft_div(g, weft_mul(g, gy, y), IN(1))), s1);
     return WEFT_OK;
 }
 weft_status weft_maximum_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s0 = SHAPE(0), s1 = SHAPE(1);
     /* Ties split the gradient evenly, as PyTorch does. */
     weft_node gt = weft_greater(g, IN(0), IN(1)), lt = weft_greater(g, IN(1), IN(0));
     weft_node tie = weft_sub(g, weft_sub(g, C(1), gt), lt);
     weft_node wa = weft_add(g, gt, weft_mul(g, C(0.5), tie));
-    gin[0] = weft_reduce_to(g, weft_mul(g, gy, wa), SHAPE(0));
-    gin[1] = weft_reduce_to(g, weft_mul(g, gy, weft_sub(g, C(1), wa)), SHAPE(1));
+    gin[0] = weft_reduce_to(g, weft_mul(g, gy, wa), s0);
+    gin[1] = weft_reduce_to(g, weft_mul(g, gy, weft_sub(g, C(1), wa)), s1);
     return WEFT_OK;
 }
 weft_status weft_neg_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
@@ -199,9 +209,11 @@ weft_status weft_pow_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gi
     return WEFT_OK;
 }
 weft_status weft_select_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {
+    /* Read shapes before building: a builder may move the node arena. */
+    const weft_shape s1 = SHAPE(1), s2 = SHAPE(2);
     weft_node z = C(0);
-    gin[1] = weft_reduce_to(g, weft_select(g, IN(0), gy, z), SHAPE(1));
-    gin[2] = weft_reduce_to(g, weft_select(g, IN(0), z, gy), SHAPE(2));
+    gin[1] = weft_reduce_to(g, weft_select(g, IN(0), gy, z), s1);
+    gin[2] = weft_reduce_to(g, weft_select(g, IN(0), z, gy), s2);
     return WEFT_OK;
 }
 weft_status weft_cast_vjp(weft_graph *g, weft_node y, weft_node gy, weft_node *gin) {

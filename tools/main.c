@@ -11,6 +11,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"demo", weft_cmd_demo, "build a 3-step RNN, compute its gradients, write its graph"},
+    {"run", weft_cmd_run, "run a recurrent model on safetensors inputs (PyTorch parity)"},
 };
 
 static void usage(FILE *f) {

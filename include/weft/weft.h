@@ -242,6 +242,9 @@ typedef struct weft_exec weft_exec;
  * not modified. */
 weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n);
 void weft_exec_free(weft_exec *e);
+/* Whether this executor computes node n (an input it does not need can't
+ * be fed). */
+int weft_exec_uses(const weft_exec *e, weft_node n);
 /* Copy contiguous row-major data into an input node. */
 weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data,
                            size_t bytes);

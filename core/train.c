@@ -1,0 +1,396 @@
+/* weft — the training loop and its checkpoints (see include/weft/train.h).
+ *
+ * One executor runs training steps (loss, metrics, gradients, carried
+ * states); a second, made on first use, runs evaluation (loss and metrics
+ * only, so no backward work).  Both read the parameters the graph owns, so
+ * an update is seen by both.  The training executor's run counter keys the
+ * dropout masks; it is saved, so a resumed run draws the same masks. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/safetensors.h"
+#include "weft/train.h"
+
+#define CKPT_FORMAT "weft-checkpoint"
+#define CKPT_VERSION "1"
+
+typedef struct carry {
+    weft_node in, out;
+    void *data;
+    size_t bytes;
+} carry;
+
+struct weft_trainer {
+    weft_graph *g;
+    weft_train_config cfg;
+    weft_node metrics[WEFT_TRAIN_MAX_METRICS];
+    int np;
+    weft_node *params, *grads;
+    void **gbuf;                /* one gradient buffer per parameter */
+    carry *carry;
+    weft_optim *optim;
+    weft_exec *train, *eval;
+    weft_rng rng;
+    int64_t steps, epoch;
+};
+
+static size_t node_bytes(const weft_graph *g, weft_node n) {
+    return (size_t)weft_shape_numel(weft_node_shape(g, n)) * weft_dtype_size(weft_node_dtype(g, n));
+}
+
+void weft_trainer_free(weft_trainer *t) {
+    if (!t) return;
+    weft_exec_free(t->train);
+    weft_exec_free(t->eval);
+    for (int i = 0; t->gbuf && i < t->np; i++) free(t->gbuf[i]);
+    for (int i = 0; t->carry && i < t->cfg.num_carry; i++) free(t->carry[i].data);
+    free(t->gbuf);
+    free(t->carry);
+    free(t->params);
+    free(t->grads);
+    weft_optim_free(t->optim);
+    free(t);
+}
+
+weft_status weft_trainer_new(weft_graph *g, const weft_train_config *cfg, weft_trainer **out) {
+    *out = NULL;
+    if (!g || !cfg || cfg->loss == WEFT_NONE)
+        return weft_error(WEFT_ERR_ARG, "trainer: no graph or loss");
+    if (cfg->num_metrics < 0 || cfg->num_metrics > WEFT_TRAIN_MAX_METRICS || cfg->num_carry < 0)
+        return weft_error(WEFT_ERR_ARG, "trainer: %d metrics (at most %d), %d carried states",
+                          cfg->num_metrics, WEFT_TRAIN_MAX_METRICS, cfg->num_carry);
+    weft_status s = weft_graph_status(g);
+    if (s) return weft_error(s, "trainer: the model failed to build: %s", weft_graph_error(g));
+    if (weft_shape_numel(weft_node_shape(g, cfg->loss)) != 1)
+        return weft_error(WEFT_ERR_SHAPE, "trainer: the loss must be a scalar");
+    for (int i = 0; i < cfg->num_carry; i++)
+        if (!weft_shape_eq(weft_node_shape(g, cfg->carry_in[i]),
+                           weft_node_shape(g, cfg->carry_out[i])) ||
+            weft_node_dtype(g, cfg->carry_in[i]) != weft_node_dtype(g, cfg->carry_out[i]) ||
+            weft_node_kind_of(g, cfg->carry_in[i]) != WEFT_NODE_INPUT)
+            return weft_error(WEFT_ERR_SHAPE, "trainer: carried state %d: the input and "
+                              "output differ in shape or dtype, or the input is no input", i);
+
+    weft_trainer *t = calloc(1, sizeof *t);
+    if (!t) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    t->g = g;
+    t->cfg = *cfg;
+    for (int i = 0; i < cfg->num_metrics; i++) t->metrics[i] = cfg->metrics[i];
+    t->cfg.metrics = t->metrics;
+    t->rng = weft_rng_make(cfg->seed);
+    t->np = weft_graph_params(g, NULL, 0);
+    int np = t->np;
+    t->params = calloc((size_t)np + 1, sizeof *t->params);
+    t->grads = calloc((size_t)np + 1, sizeof *t->grads);
+    t->gbuf = calloc((size_t)np + 1, sizeof *t->gbuf);
+    t->carry = calloc((size_t)cfg->num_carry + 1, sizeof *t->carry);
+    if (!t->params || !t->grads || !t->gbuf || !t->carry) {
+        weft_trainer_free(t);
+        return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    }
+    weft_graph_params(g, t->params, np);
+    if ((s = weft_grad(g, cfg->loss, t->params, np, t->grads)) ||
+        (s = weft_optim_new(&cfg->optim, &t->optim))) {
+        weft_trainer_free(t);
+        return s;
+    }
+    if (cfg->sched.kind != WEFT_SCHED_CONSTANT) weft_optim_set_lr(t->optim, cfg->sched.lr);
+    for (int i = 0; i < np && !s; i++) {
+        weft_node p = t->params[i];
+        if (!(t->gbuf[i] = malloc(node_bytes(g, p) + 1)))
+            s = weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+        else
+            s = weft_optim_add(t->optim, weft_node_name(g, p), weft_node_dtype(g, p),
+                               weft_param_data(g, p), weft_shape_numel(weft_node_shape(g, p)));
+    }
+    for (int i = 0; i < cfg->num_carry && !s; i++) {
+        carry *c = &t->carry[i];
+        c->in = cfg->carry_in[i];
+        c->out = cfg->carry_out[i];
+        c->bytes = node_bytes(g, c->in);
+        if (!(c->data = calloc(1, c->bytes + 1)))
+            s = weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    }
+    t->cfg.carry_in = t->cfg.carry_out = NULL; /* the caller's arrays are not kept */
+
+    /* outputs: loss, metrics, gradients, carried states */
+    int nout = 1 + cfg->num_metrics + np + cfg->num_carry;
+    weft_node *outs = malloc(sizeof *outs * (size_t)nout);
+    if (!s && !outs) s = weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    if (!s) {
+        int k = 0;
+        outs[k++] = cfg->loss;
+        for (int i = 0; i < cfg->num_metrics; i++) outs[k++] = cfg->metrics[i];
+        for (int i = 0; i < np; i++) outs[k++] = t->grads[i];
+        for (int i = 0; i < cfg->num_carry; i++) outs[k++] = cfg->carry_out[i];
+        if (!(t->train = weft_exec_new(g, outs, nout)))
+            s = weft_error(WEFT_ERR_GRAPH, "trainer: cannot plan the graph: %s",
+                           weft_last_error());
+    }
+    free(outs);
+    if (s) {
+        weft_trainer_free(t);
+        return s;
+    }
+    *out = t;
+    return WEFT_OK;
+}
+
+static weft_status feed_flag(weft_exec *e, const weft_graph *g, weft_node flag, double v) {
+    if (flag == WEFT_NONE) return WEFT_OK;
+    double d = v;
+    float f = (float)v;
+    int32_t i = (int32_t)v;
+    weft_dtype t = weft_node_dtype(g, flag);
+    const void *p = t == WEFT_F64 ? (const void *)&d : t == WEFT_F32 ? (const void *)&f : &i;
+    weft_status s = weft_exec_feed(e, flag, p, weft_dtype_size(t));
+    /* A model without dropout does not read the flag, and the executor
+     * refuses data for a node it does not compute: that is no error here.
+     * (Wanted: weft_exec_uses(e, node) to ask instead of trying.) */
+    if (s == WEFT_ERR_ARG) {
+        weft_error_clear();
+        s = WEFT_OK;
+    }
+    return s;
+}
+
+static weft_status feed_all(weft_exec *e, const weft_feed *feeds, int n) {
+    for (int i = 0; i < n; i++) {
+        weft_status s = weft_exec_feed(e, feeds[i].node, feeds[i].data, feeds[i].bytes);
+        if (s) return s;
+    }
+    return WEFT_OK;
+}
+
+static weft_status read_scalar(weft_exec *e, weft_node n, double *v) {
+    weft_tensor t;
+    weft_status s = weft_exec_value(e, n, &t);
+    if (!s) *v = weft_tensor_get(&t, 0);
+    return s;
+}
+
+static weft_status read_results(weft_trainer *t, weft_exec *e, weft_train_result *r) {
+    weft_train_result tmp;
+    if (!r) r = &tmp;
+    memset(r, 0, sizeof *r);
+    weft_status s = read_scalar(e, t->cfg.loss, &r->loss);
+    for (int i = 0; i < t->cfg.num_metrics && !s; i++)
+        s = read_scalar(e, t->metrics[i], &r->metrics[i]);
+    return s;
+}
+
+static int all_finite(const void *data, weft_dtype t, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = t == WEFT_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
+        if (!isfinite(v)) return 0;
+    }
+    return 1;
+}
+
+weft_status weft_trainer_step(weft_trainer *t, const weft_feed *feeds, int n,
+                              weft_train_result *r) {
+    weft_graph *g = t->g;
+    weft_status s = feed_flag(t->train, g, t->cfg.train_flag, 1.0);
+    for (int i = 0; i < t->cfg.num_carry && !s; i++)
+        s = weft_exec_feed(t->train, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
+    if (!s) s = feed_all(t->train, feeds, n);
+    if (!s) s = weft_exec_run(t->train);
+    weft_train_result tmp;
+    if (!r) r = &tmp;
+    if (!s) s = read_results(t, t->train, r);
+    for (int i = 0; i < t->np && !s; i++)
+        s = weft_exec_read(t->train, t->grads[i], t->gbuf[i], node_bytes(g, t->params[i]));
+    if (s) return s;
+
+    if (!isfinite(r->loss))
+        return weft_error(WEFT_ERR_NUMERIC, "trainer: step %" PRId64 ": the loss is %g",
+                          t->steps, r->loss);
+    for (int i = 0; i < t->np; i++)
+        if (!all_finite(t->gbuf[i], weft_node_dtype(g, t->params[i]),
+                        weft_shape_numel(weft_node_shape(g, t->params[i]))))
+            return weft_error(WEFT_ERR_NUMERIC, "trainer: step %" PRId64 ": the gradient of "
+                              "'%s' is not finite", t->steps, weft_node_name(g, t->params[i]));
+    double norm = 0;
+    if (t->cfg.clip_norm > 0) {
+        if ((s = weft_clip_grad_norm(t->optim, t->gbuf, t->cfg.clip_norm, &norm))) return s;
+    }
+    r->grad_norm = norm;
+    if ((s = weft_optim_step(t->optim, t->gbuf))) return s;
+    /* the state after this batch starts the next one */
+    for (int i = 0; i < t->cfg.num_carry && !s; i++)
+        s = weft_exec_read(t->train, t->carry[i].out, t->carry[i].data, t->carry[i].bytes);
+    t->steps++;
+    return s;
+}
+
+weft_status weft_trainer_eval(weft_trainer *t, const weft_feed *feeds, int n,
+                              weft_train_result *r) {
+    weft_graph *g = t->g;
+    if (!t->eval) {
+        weft_node outs[1 + WEFT_TRAIN_MAX_METRICS];
+        outs[0] = t->cfg.loss;
+        for (int i = 0; i < t->cfg.num_metrics; i++) outs[1 + i] = t->metrics[i];
+        if (!(t->eval = weft_exec_new(g, outs, 1 + t->cfg.num_metrics)))
+            return weft_error(WEFT_ERR_GRAPH, "trainer: cannot plan evaluation: %s",
+                              weft_last_error());
+    }
+    weft_status s = feed_flag(t->eval, g, t->cfg.train_flag, 0.0);
+    for (int i = 0; i < t->cfg.num_carry && !s; i++) {
+        void *z = calloc(1, t->carry[i].bytes + 1);
+        if (!z) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+        s = weft_exec_feed(t->eval, t->carry[i].in, z, t->carry[i].bytes);
+        free(z);
+    }
+    if (!s) s = feed_all(t->eval, feeds, n);
+    if (!s) s = weft_exec_run(t->eval);
+    if (!s) s = read_results(t, t->eval, r);
+    return s;
+}
+
+void weft_trainer_end_epoch(weft_trainer *t) {
+    t->epoch++;
+    if (t->cfg.sched.kind != WEFT_SCHED_CONSTANT)
+        weft_optim_set_lr(t->optim, weft_sched_advance(&t->cfg.sched));
+}
+
+void weft_trainer_reset_carry(weft_trainer *t) {
+    for (int i = 0; i < t->cfg.num_carry; i++) memset(t->carry[i].data, 0, t->carry[i].bytes);
+}
+
+int64_t weft_trainer_steps(const weft_trainer *t) { return t->steps; }
+int64_t weft_trainer_epoch(const weft_trainer *t) { return t->epoch; }
+double weft_trainer_lr(const weft_trainer *t) { return weft_optim_lr(t->optim); }
+weft_rng *weft_trainer_rng(weft_trainer *t) { return &t->rng; }
+weft_optim *weft_trainer_optim(weft_trainer *t) { return t->optim; }
+
+/* ------------------------------------------------------------ checkpoints
+ * Tensors: every parameter under its name, "optim.<param>.<slot>" (F64),
+ * "carry.<i>".  Metadata: the counters, as decimal strings (%.17g for
+ * doubles, which round-trips exactly). */
+
+static weft_st_dtype st_dtype(weft_dtype t) {
+    return t == WEFT_F64 ? WEFT_ST_F64 : t == WEFT_F32 ? WEFT_ST_F32 : WEFT_ST_I32;
+}
+
+static weft_status meta_u64(weft_st_writer *w, const char *key, uint64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    return weft_st_writer_meta(w, key, buf);
+}
+
+static weft_status meta_f64(weft_st_writer *w, const char *key, double v) {
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return weft_st_writer_meta(w, key, buf);
+}
+
+weft_status weft_trainer_save(weft_trainer *t, const char *path) {
+    weft_st_writer *w = weft_st_writer_new();
+    if (!w) return weft_error(WEFT_ERR_NOMEM, "checkpoint: out of memory");
+    weft_status s = weft_params_save(t->g, w);
+    char name[3 * WEFT_NAME_MAX];
+    for (int i = 0; i < weft_optim_count(t->optim) && !s; i++)
+        for (int k = 0; k < weft_optim_slots(t->optim) && !s; k++) {
+            const char *slot;
+            double *data;
+            int64_t n;
+            weft_optim_slot(t->optim, i, k, &slot, &data, &n);
+            snprintf(name, sizeof name, "optim.%s.%s", weft_optim_param_name(t->optim, i), slot);
+            s = weft_st_writer_add(w, name, WEFT_ST_F64, 1, &n, data, (size_t)n * sizeof(double));
+        }
+    for (int i = 0; i < t->cfg.num_carry && !s; i++) {
+        weft_shape sh = weft_node_shape(t->g, t->carry[i].in);
+        snprintf(name, sizeof name, "carry.%d", i);
+        s = weft_st_writer_add(w, name, st_dtype(weft_node_dtype(t->g, t->carry[i].in)), sh.ndim,
+                               sh.dim, t->carry[i].data, t->carry[i].bytes);
+    }
+    if (!s) s = weft_st_writer_meta(w, "format", CKPT_FORMAT);
+    if (!s) s = weft_st_writer_meta(w, "version", CKPT_VERSION);
+    if (!s) s = weft_st_writer_meta(w, "optimizer", weft_optim_kind_name(t->cfg.optim.kind));
+    if (!s) s = meta_u64(w, "step", (uint64_t)t->steps);
+    if (!s) s = meta_u64(w, "epoch", (uint64_t)t->epoch);
+    if (!s) s = meta_u64(w, "optim_steps", (uint64_t)weft_optim_steps(t->optim));
+    if (!s) s = meta_f64(w, "lr", weft_optim_lr(t->optim));
+    if (!s) s = meta_u64(w, "exec_counter", weft_exec_counter(t->train));
+    if (!s) s = meta_u64(w, "rng_seed", t->rng.seed);
+    if (!s) s = meta_u64(w, "rng_counter", t->rng.counter);
+    if (!s) s = meta_u64(w, "sched_last_epoch", (uint64_t)t->cfg.sched.last_epoch);
+    if (!s) s = meta_f64(w, "sched_lr", t->cfg.sched.lr);
+    if (!s) s = weft_st_writer_save(w, path);
+    weft_st_writer_free(w);
+    return s;
+}
+
+/* Metadata key as a number; an error naming the file and key if absent. */
+static weft_status get_meta(const weft_st_file *f, const char *path, const char *key,
+                            int is_double, uint64_t *u, double *d) {
+    const char *v = weft_st_metadata(f, key);
+    char *end = NULL;
+    if (v) {
+        if (is_double)
+            *d = strtod(v, &end);
+        else
+            *u = strtoull(v, &end, 10);
+    }
+    if (!v || !*v || *end)
+        return weft_error(WEFT_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing or not a "
+                          "number", path, key);
+    return WEFT_OK;
+}
+
+weft_status weft_trainer_load(weft_trainer *t, const char *path) {
+    weft_st_file *f;
+    weft_status s = weft_st_read(path, &f);
+    if (s) return s;
+    const char *fmt = weft_st_metadata(f, "format"), *kind = weft_st_metadata(f, "optimizer");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT)) {
+        s = weft_error(WEFT_ERR_FORMAT, "%s: not a weft checkpoint", path);
+    } else if (!kind || strcmp(kind, weft_optim_kind_name(t->cfg.optim.kind))) {
+        s = weft_error(WEFT_ERR_FORMAT, "%s: checkpoint of optimizer '%s', the trainer uses '%s'",
+                       path, kind ? kind : "?", weft_optim_kind_name(t->cfg.optim.kind));
+    }
+    uint64_t step = 0, epoch = 0, osteps = 0, counter = 0, seed = 0, rc = 0, last = 0;
+    double lr = 0, slr = 0;
+    if (!s) s = get_meta(f, path, "step", 0, &step, NULL);
+    if (!s) s = get_meta(f, path, "epoch", 0, &epoch, NULL);
+    if (!s) s = get_meta(f, path, "optim_steps", 0, &osteps, NULL);
+    if (!s) s = get_meta(f, path, "exec_counter", 0, &counter, NULL);
+    if (!s) s = get_meta(f, path, "rng_seed", 0, &seed, NULL);
+    if (!s) s = get_meta(f, path, "rng_counter", 0, &rc, NULL);
+    if (!s) s = get_meta(f, path, "sched_last_epoch", 0, &last, NULL);
+    if (!s) s = get_meta(f, path, "lr", 1, NULL, &lr);
+    if (!s) s = get_meta(f, path, "sched_lr", 1, NULL, &slr);
+    /* on an error below the trainer is partly restored: load it again or
+     * discard it */
+    char name[3 * WEFT_NAME_MAX];
+    for (int i = 0; i < weft_optim_count(t->optim) && !s; i++)
+        for (int k = 0; k < weft_optim_slots(t->optim) && !s; k++) {
+            const char *slot;
+            double *data;
+            int64_t n;
+            weft_optim_slot(t->optim, i, k, &slot, &data, &n);
+            snprintf(name, sizeof name, "optim.%s.%s", weft_optim_param_name(t->optim, i), slot);
+            s = weft_st_get(f, name, WEFT_F64, WEFT_SHAPE(n), data);
+        }
+    for (int i = 0; i < t->cfg.num_carry && !s; i++) {
+        snprintf(name, sizeof name, "carry.%d", i);
+        s = weft_st_get(f, name, weft_node_dtype(t->g, t->carry[i].in),
+                        weft_node_shape(t->g, t->carry[i].in), t->carry[i].data);
+    }
+    if (!s) s = weft_params_load(t->g, f, path, 0);
+    if (!s) {
+        t->steps = (int64_t)step;
+        t->epoch = (int64_t)epoch;
+        weft_optim_set_steps(t->optim, (int64_t)osteps);
+        weft_optim_set_lr(t->optim, lr);
+        weft_exec_set_counter(t->train, counter);
+        t->rng.seed = seed;
+        t->rng.counter = rc;
+        t->cfg.sched.last_epoch = (int64_t)last;
+        t->cfg.sched.lr = slr;
+    }
+    weft_st_free(f);
+    return s;
+}

@@ -1,0 +1,66 @@
+/* weft — the graph compiler and the program that runs its result.
+ *
+ * weft_program_new copies the part of a graph that the outputs need, runs
+ * the passes (a named, ordered list; each can be disabled) on the copy, and
+ * makes an executor for the result.  Feeding and reading use the ORIGINAL
+ * graph's node ids, so a program drops in where a weft_exec was used.
+ * Parameters are shared with the original graph (updates are seen). */
+#ifndef WEFT_COMPILE_H
+#define WEFT_COMPILE_H
+
+#include "weft.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_compile_options {
+    const char *const *disable;  /* pass names not to run */
+    int n_disable;
+    int no_passes;               /* run none: the reference graph, copied */
+    const char *dump_dir;        /* write NN-<pass>.dot after every pass */
+    int verify;                  /* run weft_graph_verify after every pass */
+    int threads;                 /* executor threads; 0 = all cores */
+} weft_compile_options;
+
+typedef struct weft_pass_stat {
+    const char *name;
+    int ran;                     /* 0 when disabled */
+    int nodes_before, nodes_after;
+    int matmuls_before, matmuls_after;
+    int changes;                 /* rewrites the pass made */
+    double ms;
+} weft_pass_stat;
+
+#define WEFT_MAX_PASSES 16
+typedef struct weft_compile_report {
+    int n_passes;
+    weft_pass_stat pass[WEFT_MAX_PASSES];
+    double compile_ms;
+    int64_t planned_peak_bytes;  /* buffers live at once, from the memory plan */
+    int64_t unplanned_bytes;     /* every buffer separately (the reference) */
+} weft_compile_report;
+
+/* The pass names in order, NULL-terminated. */
+const char *const *weft_pass_names(void);
+
+typedef struct weft_program weft_program;
+weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n,
+                               const weft_compile_options *opt);
+void weft_program_free(weft_program *p);
+weft_status weft_program_feed(weft_program *p, weft_node input, const void *data, size_t bytes);
+weft_status weft_program_run(weft_program *p);
+weft_status weft_program_read(weft_program *p, weft_node n, void *dst, size_t bytes);
+weft_status weft_program_value(weft_program *p, weft_node n, weft_tensor *out);
+uint64_t weft_program_counter(const weft_program *p);
+void weft_program_set_counter(weft_program *p, uint64_t c);
+/* The optimized graph (for drawing) and what the passes did. */
+const weft_graph *weft_program_graph(const weft_program *p);
+const weft_compile_report *weft_program_report(const weft_program *p);
+/* Print the report as a table. */
+void weft_compile_report_print(const weft_compile_report *r, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
