@@ -1,0 +1,316 @@
+/* The compiler driver: copy what the outputs need, run the named passes in
+ * order (each can be disabled, the graph dumped and verified after each),
+ * then plan and run the result.  Halide's lowering log is the model: one
+ * list, one line per pass in the report. */
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "pass.h"
+
+static const struct {
+    const char *name;
+    weft_pass_fn fn;
+} passes[] = {
+    {"fold", weft_pass_fold},
+    {"simplify", weft_pass_simplify},
+    {"merge-gates", weft_pass_merge_gates},
+    {"cse", weft_pass_cse},
+    {"batch-gemm", weft_pass_batch_gemm},
+    {"batch-wgrad", weft_pass_batch_wgrad},
+    {"simplify", weft_pass_simplify},
+    {"dce", weft_pass_dce},
+};
+#define N_PASSES ((int)(sizeof passes / sizeof passes[0]))
+_Static_assert(N_PASSES <= WEFT_MAX_PASSES, "raise WEFT_MAX_PASSES");
+
+const char *const *weft_pass_names(void) {
+    static const char *names[N_PASSES + 1];
+    for (int i = 0; i < N_PASSES; i++) names[i] = passes[i].name;
+    return names;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---------------------------------------------------------------- rewriter */
+
+void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n) {
+    if (made == WEFT_NONE || made < 0) return;
+    const weft_node_rec *s = &rw->src->nodes[n];
+    weft_node_rec *d = &rw->dst->nodes[made];
+    if (made < rw->dst->n && d->kind == WEFT_NODE_OP) {
+        d->site = s->site;
+        d->backward = s->backward;
+        d->grad_of = s->grad_of != WEFT_NONE && s->grad_of < n ? rw->map[s->grad_of] : WEFT_NONE;
+        if (!d->name && s->name) d->name = strdup(s->name);
+    }
+}
+
+weft_node weft_rw_in(const weft_rw *rw, weft_node n, int k) {
+    const weft_node_rec *r = &rw->src->nodes[n];
+    return rw->map[rw->src->edges[r->in_off + k]];
+}
+
+weft_node weft_rw_op(weft_rw *rw, weft_node like, int op, const weft_node *in, int n_in, const weft_attr *attr) {
+    int before = rw->dst->n;
+    weft_node m = weft_graph_add_op(rw->dst, op, in, n_in, attr);
+    if (m >= before) weft_rw_stamp(rw, m, like); /* only nodes made now */
+    return m;
+}
+
+weft_node weft_rw_copy(weft_rw *rw, weft_node n) {
+    const weft_node_rec *r = &rw->src->nodes[n];
+    if (r->kind != WEFT_NODE_OP) {
+        /* The user's parameters stay shared; a constant a pass made is owned
+         * by a graph about to be freed, so it is copied. */
+        if (r->kind == WEFT_NODE_CONST && !r->borrowed && rw->src_owned_consts_copy)
+            return weft_const(rw->dst, r->name, r->dtype, r->shape, r->data);
+        return weft_graph_add_borrowed_leaf(rw->dst, r->kind, r->name, r->dtype, r->shape, r->data);
+    }
+    weft_node small[8] = {0}, *in = r->n_in <= 8 ? small : malloc((size_t)r->n_in * sizeof *in);
+    if (!in) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
+    for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, n, k);
+    weft_attr a = r->attr;
+    weft_node m = weft_rw_op(rw, n, r->op, in, r->n_in, &a);
+    if (in != small) free(in);
+    return m;
+}
+
+int weft_count_op(const weft_graph *g, int op) {
+    int c = 0;
+    for (int i = 0; i < g->n; i++) c += g->nodes[i].kind == WEFT_NODE_OP && g->nodes[i].op == op;
+    return c;
+}
+
+int weft_is_fill(const weft_graph *g, weft_node n, double *value) {
+    if (n < 0 || n >= g->n) return 0;
+    const weft_node_rec *r = &g->nodes[n];
+    if (r->kind != WEFT_NODE_OP) return 0;
+    if (r->op == WEFT_OP_broadcast) return weft_is_fill(g, g->edges[r->in_off], value);
+    if (r->op != WEFT_OP_fill) return 0;
+    *value = r->attr.f;
+    return 1;
+}
+
+/* live[] and uses[] of src for the outputs. */
+static void liveness(weft_rw *rw, const weft_node *outs, int n_out) {
+    const weft_graph *g = rw->src;
+    memset(rw->live, 0, (size_t)g->n);
+    memset(rw->uses, 0, (size_t)g->n * sizeof *rw->uses);
+    for (int k = 0; k < n_out; k++) rw->live[outs[k]] = 1;
+    for (int i = g->n - 1; i >= 0; i--) {
+        if (!rw->live[i]) continue;
+        const weft_node_rec *r = &g->nodes[i];
+        for (int j = 0; j < r->n_in; j++) {
+            rw->live[g->edges[r->in_off + j]] = 1;
+            rw->uses[g->edges[r->in_off + j]]++;
+        }
+    }
+    for (int k = 0; k < n_out; k++) rw->uses[outs[k]]++; /* outputs count as a use */
+}
+
+/* ----------------------------------------------------------------- program */
+
+struct weft_program {
+    weft_graph *orig;
+    weft_graph *g;           /* compiled */
+    weft_node *map;          /* orig -> compiled (size orig->n at compile time) */
+    int n_orig;
+    weft_exec *exec;
+    weft_compile_report report;
+};
+
+static int disabled(const weft_compile_options *o, const char *name) {
+    if (!o) return 0;
+    if (o->no_passes) return 1;
+    for (int i = 0; i < o->n_disable; i++)
+        if (o->disable[i] && !strcmp(o->disable[i], name)) return 1;
+    return 0;
+}
+
+static weft_status dump(const weft_graph *g, const char *dir, int k, const char *name) {
+    char path[4096];
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/%02d-%s.dot", dir, k, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return weft_error(WEFT_ERR_IO, "compile: cannot write %s", path);
+    weft_dot_options o = {.title = name};
+    weft_status s = weft_graph_write_dot(g, f, &o);
+    fclose(f);
+    return s;
+}
+
+weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n, const weft_compile_options *opt) {
+    double t0 = now_ms();
+    if (g->status) {
+        weft_error(g->status, "compile: the graph has a build error: %s", g->error);
+        return NULL;
+    }
+    for (int k = 0; k < n; k++)
+        if (outputs[k] < 0 || outputs[k] >= g->n) {
+            weft_error(WEFT_ERR_ARG, "compile: output %d is not a node", k);
+            return NULL;
+        }
+    for (int i = 0; opt && i < opt->n_disable; i++) {
+        int known = 0;
+        char list[256] = "";
+        for (int p = 0; p < N_PASSES; p++) {
+            known |= opt->disable[i] && !strcmp(opt->disable[i], passes[p].name);
+            if (!strstr(list, passes[p].name))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", p ? ", " : "", passes[p].name);
+        }
+        if (!known) {
+            weft_error(WEFT_ERR_ARG, "compile: no pass named '%s' (passes: %s)",
+                       opt->disable[i] ? opt->disable[i] : "(null)", list);
+            return NULL;
+        }
+    }
+    weft_program *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->orig = g;
+    p->n_orig = g->n;
+    p->map = malloc((size_t)g->n * sizeof *p->map);
+    weft_node *outs = malloc((size_t)(n ? n : 1) * sizeof *outs);
+    if (!p->map || !outs) goto fail;
+
+    /* Stage 0: a copy of the live part of the graph. */
+    weft_rw rw = {.src = g}; /* stage 0 borrows everything from the user's graph */
+    rw.live = malloc((size_t)g->n);
+    rw.uses = malloc((size_t)g->n * sizeof *rw.uses);
+    rw.map = p->map;
+    rw.dst = weft_graph_new();
+    if (!rw.live || !rw.uses || !rw.dst) goto fail_rw;
+    liveness(&rw, outputs, n);
+    for (int i = 0; i < g->n; i++) p->map[i] = rw.live[i] || g->nodes[i].kind != WEFT_NODE_OP ? weft_rw_copy(&rw, i) : WEFT_NONE;
+    free(rw.live);
+    free(rw.uses);
+    weft_graph *cur = rw.dst;
+    if (cur->status) {
+        weft_error(cur->status, "compile: %s", cur->error);
+        weft_graph_free(cur);
+        goto fail;
+    }
+    for (int k = 0; k < n; k++) outs[k] = p->map[outputs[k]];
+    if (opt && opt->dump_dir && dump(cur, opt->dump_dir, 0, "input")) { weft_graph_free(cur); goto fail; }
+
+    /* The passes. */
+    p->report.n_passes = N_PASSES;
+    for (int k = 0; k < N_PASSES; k++) {
+        weft_pass_stat *st = &p->report.pass[k];
+        st->name = passes[k].name;
+        st->nodes_before = cur->n;
+        st->matmuls_before = weft_count_op(cur, WEFT_OP_matmul);
+        if (disabled(opt, passes[k].name)) {
+            st->nodes_after = st->nodes_before;
+            st->matmuls_after = st->matmuls_before;
+            continue;
+        }
+        double ts = now_ms();
+        weft_rw r = {.src = cur, .src_owned_consts_copy = 1};
+        r.map = malloc((size_t)cur->n * sizeof *r.map);
+        r.live = malloc((size_t)cur->n);
+        r.uses = malloc((size_t)cur->n * sizeof *r.uses);
+        r.dst = weft_graph_new();
+        weft_status s = WEFT_ERR_NOMEM;
+        if (r.map && r.live && r.uses && r.dst) {
+            for (int i = 0; i < cur->n; i++) r.map[i] = WEFT_NONE;
+            liveness(&r, outs, n);
+            s = passes[k].fn(&r);
+            if (!s && r.dst->status) s = weft_error(r.dst->status, "%s", r.dst->error);
+            for (int q = 0; !s && q < n; q++)
+                if (r.map[outs[q]] == WEFT_NONE) s = weft_error(WEFT_ERR_GRAPH, "an output was dropped");
+        }
+        if (!s && opt && opt->verify) s = weft_graph_verify(r.dst);
+        if (s) {
+            weft_error(s, "compile: pass '%s': %s", passes[k].name, weft_last_error());
+            free(r.map); free(r.live); free(r.uses);
+            weft_graph_free(r.dst);
+            weft_graph_free(cur);
+            goto fail;
+        }
+        for (int i = 0; i < g->n; i++)
+            if (p->map[i] != WEFT_NONE) p->map[i] = r.map[p->map[i]];
+        for (int q = 0; q < n; q++) outs[q] = r.map[outs[q]];
+        free(r.map); free(r.live); free(r.uses);
+        weft_graph_free(cur);
+        cur = r.dst;
+        st->ran = 1;
+        st->changes = r.changes;
+        st->nodes_after = cur->n;
+        st->matmuls_after = weft_count_op(cur, WEFT_OP_matmul);
+        st->ms = now_ms() - ts;
+        if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) { weft_graph_free(cur); goto fail; }
+    }
+    p->g = cur;
+    p->exec = weft_exec_new(cur, outs, n);
+    if (!p->exec) goto fail;
+    p->report.compile_ms = now_ms() - t0;
+    free(outs);
+    return p;
+fail_rw:
+    free(rw.live);
+    free(rw.uses);
+    weft_graph_free(rw.dst);
+fail:
+    free(outs);
+    weft_program_free(p);
+    return NULL;
+}
+
+void weft_program_free(weft_program *p) {
+    if (!p) return;
+    weft_exec_free(p->exec);
+    weft_graph_free(p->g);
+    free(p->map);
+    free(p);
+}
+
+static weft_node mapped(const weft_program *p, weft_node n) {
+    return n >= 0 && n < p->n_orig ? p->map[n] : WEFT_NONE;
+}
+
+weft_status weft_program_feed(weft_program *p, weft_node input, const void *data, size_t bytes) {
+    weft_node m = mapped(p, input);
+    if (input < 0 || input >= p->n_orig || p->orig->nodes[input].kind != WEFT_NODE_INPUT)
+        return weft_error(WEFT_ERR_ARG, "feed: node %d is not an input", (int)input);
+    weft_tensor t;
+    if (m == WEFT_NONE || weft_exec_value(p->exec, m, &t) != WEFT_OK) { /* the outputs do not need it */
+        weft_error_clear();
+        size_t want = (size_t)weft_shape_numel(p->orig->nodes[input].shape) * weft_dtype_size(p->orig->nodes[input].dtype);
+        return bytes == want ? WEFT_OK : weft_error(WEFT_ERR_SHAPE, "feed: input %d takes %zu bytes, given %zu", (int)input, want, bytes);
+    }
+    return weft_exec_feed(p->exec, m, data, bytes);
+}
+weft_status weft_program_run(weft_program *p) { return weft_exec_run(p->exec); }
+weft_status weft_program_read(weft_program *p, weft_node n, void *dst, size_t bytes) {
+    weft_node m = mapped(p, n);
+    if (m == WEFT_NONE) return weft_error(WEFT_ERR_ARG, "read: node %d is not an output of this program", (int)n);
+    return weft_exec_read(p->exec, m, dst, bytes);
+}
+weft_status weft_program_value(weft_program *p, weft_node n, weft_tensor *out) {
+    weft_node m = mapped(p, n);
+    if (m == WEFT_NONE) return weft_error(WEFT_ERR_ARG, "value: node %d is not an output of this program", (int)n);
+    return weft_exec_value(p->exec, m, out);
+}
+uint64_t weft_program_counter(const weft_program *p) { return weft_exec_counter(p->exec); }
+void weft_program_set_counter(weft_program *p, uint64_t c) { weft_exec_set_counter(p->exec, c); }
+const weft_graph *weft_program_graph(const weft_program *p) { return p->g; }
+const weft_compile_report *weft_program_report(const weft_program *p) { return &p->report; }
+
+void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
+    fprintf(f, "%-12s %8s %8s %9s %9s %8s %8s\n", "pass", "nodes", "->", "matmuls", "->", "changes", "ms");
+    for (int k = 0; k < r->n_passes; k++) {
+        const weft_pass_stat *s = &r->pass[k];
+        if (!s->ran) {
+            fprintf(f, "%-12s (disabled)\n", s->name);
+            continue;
+        }
+        fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
+                s->matmuls_before, s->matmuls_after, s->changes, s->ms);
+    }
+    fprintf(f, "compile %.2f ms\n", r->compile_ms);
+}

@@ -1,0 +1,179 @@
+/* Algebraic simplification: x*1, x+0, x-0, x/1, neg(neg x), identity views
+ * (reshape/broadcast to the same shape, full slices, casts to the same
+ * dtype, stop_gradient after autodiff), reshape chains, transpose chains,
+ * and concats of consecutive slices of one tensor (which is that tensor). */
+#include <string.h>
+
+#include "pass.h"
+
+static const weft_node_rec *R(const weft_graph *g, weft_node n) { return &g->nodes[n]; }
+
+static int is_fill_value(const weft_graph *g, weft_node n, double v) {
+    double f;
+    return weft_is_fill(g, n, &f) && f == v;
+}
+
+/* Source of a "window" along an axis: slice(base, axis, s, e) possibly
+ * under a reshape that only merges or drops the sliced axis.  Reports the
+ * base, the axis, and the range in base rows. */
+typedef struct { weft_node base; int axis; int64_t start, end; } window;
+
+static int as_window(const weft_graph *g, weft_node n, window *w) {
+    const weft_node_rec *r = R(g, n);
+    if (r->kind != WEFT_NODE_OP || r->op != WEFT_OP_slice) return 0;
+    w->base = weft_in_of(g, n, 0);
+    w->axis = (int)r->attr.i[0];
+    w->start = r->attr.i[1];
+    w->end = r->attr.i[2];
+    return 1;
+}
+
+/* concat(slice(b, ax, 0, k1), slice(b, ax, k1, k2), ...) along ax over the
+ * whole of b's axis -> b; a consecutive part -> one slice. */
+static weft_node concat_of_slices(weft_rw *rw, weft_node i, const weft_node *in, int n, int axis) {
+    const weft_graph *d = rw->dst;
+    window w0, w;
+    if (!as_window(d, in[0], &w0) || w0.axis != axis) return WEFT_NONE;
+    int64_t at = w0.end;
+    for (int k = 1; k < n; k++) {
+        if (!as_window(d, in[k], &w) || w.base != w0.base || w.axis != axis || w.start != at) return WEFT_NONE;
+        at = w.end;
+    }
+    if (w0.start == 0 && at == R(d, w0.base)->shape.dim[axis]) return w0.base;
+    weft_attr a = {.i = {axis, w0.start, at}};
+    return weft_rw_op(rw, i, WEFT_OP_slice, &w0.base, 1, &a);
+}
+
+/* Rows of a 2-D node n as a window of a base tensor: n = slice(b2, 0, s, e)
+ * of a 2-D b2, or n = reshape(slice(b, 0, s, e), [rows, K]) of an N-D b whose
+ * last axis is K.  unit = rows per index of b's first axis. */
+typedef struct { weft_node base; int64_t unit, start, end; } rows_window;
+
+static int as_rows(const weft_graph *d, weft_node n, rows_window *w) {
+    const weft_node_rec *r = R(d, n);
+    if (r->kind != WEFT_NODE_OP || r->shape.ndim != 2) return 0;
+    weft_node s = n;
+    if (r->op == WEFT_OP_reshape) s = weft_in_of(d, n, 0);
+    const weft_node_rec *rs = R(d, s);
+    if (rs->kind != WEFT_NODE_OP || rs->op != WEFT_OP_slice || rs->attr.i[0] != 0) return 0;
+    weft_node b = weft_in_of(d, s, 0);
+    weft_shape bs = R(d, b)->shape;
+    if (bs.ndim < 2 || bs.dim[bs.ndim - 1] != r->shape.dim[1]) return 0;
+    int64_t unit = 1;
+    for (int k = 1; k < bs.ndim - 1; k++) unit *= bs.dim[k];
+    if ((rs->attr.i[2] - rs->attr.i[1]) * unit != r->shape.dim[0]) return 0;
+    *w = (rows_window){b, unit, rs->attr.i[1], rs->attr.i[2]};
+    return 1;
+}
+
+weft_node weft_rw_concat_rows(weft_rw *rw, weft_node like, const weft_node *parts, int n) {
+    weft_graph *d = rw->dst;
+    rows_window w0, w;
+    int windows = as_rows(d, parts[0], &w0);
+    int64_t at = windows ? w0.end : 0;
+    for (int k = 1; windows && k < n; k++) {
+        windows = as_rows(d, parts[k], &w) && w.base == w0.base && w.start == at;
+        at = w.end;
+    }
+    if (!windows) {
+        weft_attr a = {.i = {0}};
+        return n == 1 ? parts[0] : weft_rw_op(rw, like, WEFT_OP_concat, parts, n, &a);
+    }
+    weft_shape bs = R(d, w0.base)->shape;
+    int64_t K = bs.dim[bs.ndim - 1];
+    weft_attr ra = {.shape = WEFT_SHAPE(bs.dim[0] * w0.unit, K)};
+    weft_node flat = bs.ndim == 2 ? w0.base : weft_rw_op(rw, like, WEFT_OP_reshape, &w0.base, 1, &ra);
+    if (w0.start == 0 && at == bs.dim[0]) return flat;
+    weft_attr sa = {.i = {0, w0.start * w0.unit, at * w0.unit}};
+    return weft_rw_op(rw, like, WEFT_OP_slice, &flat, 1, &sa);
+}
+
+weft_status weft_pass_simplify(weft_rw *rw) {
+    const weft_graph *src = rw->src;
+    weft_graph *d = rw->dst;
+    for (int i = 0; i < src->n; i++) {
+        const weft_node_rec *r = &src->nodes[i];
+        if (r->kind != WEFT_NODE_OP) {
+            rw->map[i] = weft_rw_copy(rw, i);
+            continue;
+        }
+        weft_node a = r->n_in > 0 ? weft_rw_in(rw, i, 0) : WEFT_NONE;
+        weft_node b = r->n_in > 1 ? weft_rw_in(rw, i, 1) : WEFT_NONE;
+        weft_node out = WEFT_NONE;
+        int same_a = a != WEFT_NONE && weft_shape_eq(R(d, a)->shape, r->shape) && R(d, a)->dtype == r->dtype;
+        int same_b = b != WEFT_NONE && weft_shape_eq(R(d, b)->shape, r->shape) && R(d, b)->dtype == r->dtype;
+        switch (r->op) {
+        case WEFT_OP_mul:
+            if (same_a && is_fill_value(d, b, 1)) out = a;
+            else if (same_b && is_fill_value(d, a, 1)) out = b;
+            break;
+        case WEFT_OP_add:
+            if (same_a && is_fill_value(d, b, 0)) out = a;
+            else if (same_b && is_fill_value(d, a, 0)) out = b;
+            break;
+        case WEFT_OP_sub:
+            if (same_a && is_fill_value(d, b, 0)) out = a;
+            break;
+        case WEFT_OP_div:
+            if (same_a && is_fill_value(d, b, 1)) out = a;
+            break;
+        case WEFT_OP_neg:
+            if (R(d, a)->kind == WEFT_NODE_OP && R(d, a)->op == WEFT_OP_neg) out = weft_in_of(d, a, 0);
+            break;
+        case WEFT_OP_stop_gradient: /* only autodiff cares, and it has run */
+        case WEFT_OP_broadcast:
+        case WEFT_OP_cast:
+            if (same_a) out = a;
+            break;
+        case WEFT_OP_reshape:
+            if (same_a) out = a;
+            else if (R(d, a)->kind == WEFT_NODE_OP && R(d, a)->op == WEFT_OP_reshape) {
+                weft_node base = weft_in_of(d, a, 0);
+                weft_attr at = r->attr;
+                out = weft_shape_eq(R(d, base)->shape, r->shape) ? base
+                                                                 : weft_rw_op(rw, i, WEFT_OP_reshape, &base, 1, &at);
+            }
+            break;
+        case WEFT_OP_slice:
+            if (same_a) out = a;
+            break;
+        case WEFT_OP_transpose: {
+            int ident = 1;
+            for (int k = 0; k < r->shape.ndim; k++) ident &= r->attr.i[k] == k;
+            if (ident) out = a;
+            else if (R(d, a)->kind == WEFT_NODE_OP && R(d, a)->op == WEFT_OP_transpose) {
+                weft_attr at;
+                memset(&at, 0, sizeof at);
+                const weft_node_rec *ra = R(d, a);
+                int id2 = 1;
+                for (int k = 0; k < r->shape.ndim; k++) {
+                    at.i[k] = ra->attr.i[r->attr.i[k]];
+                    id2 &= at.i[k] == k;
+                }
+                weft_node base = weft_in_of(d, a, 0);
+                out = id2 ? base : weft_rw_op(rw, i, WEFT_OP_transpose, &base, 1, &at);
+            }
+            break;
+        }
+        case WEFT_OP_concat: {
+            weft_node *in = malloc((size_t)r->n_in * sizeof *in);
+            if (!in) return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
+            for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, i, k);
+            out = concat_of_slices(rw, i, in, r->n_in, (int)r->attr.i[0]);
+            if (out == WEFT_NONE && (int)r->attr.i[0] == 0 && r->shape.ndim == 2)
+                out = weft_rw_concat_rows(rw, i, in, r->n_in);
+            free(in);
+            break;
+        }
+        default:
+            break;
+        }
+        if (out != WEFT_NONE) {
+            rw->map[i] = out;
+            rw->changes++;
+        } else {
+            rw->map[i] = weft_rw_copy(rw, i);
+        }
+    }
+    return WEFT_OK;
+}
