@@ -19,6 +19,7 @@ static const struct {
     {"batch-gemm", weft_pass_batch_gemm},
     {"batch-wgrad", weft_pass_batch_wgrad},
     {"simplify", weft_pass_simplify},
+    {"fuse", weft_pass_fuse},
     {"dce", weft_pass_dce},
 };
 #define N_PASSES ((int)(sizeof passes / sizeof passes[0]))
@@ -75,6 +76,11 @@ weft_node weft_rw_copy(weft_rw *rw, weft_node n) {
     if (!in) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
     for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, n, k);
     weft_attr a = r->attr;
+    if (r->op == WEFT_OP_fused) { /* the program moves with the node */
+        int id = weft_graph_add_prog(rw->dst, &rw->src->progs[a.i[0]]);
+        if (id < 0) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
+        a.i[0] = id;
+    }
     weft_node m = weft_rw_op(rw, n, r->op, in, r->n_in, &a);
     if (in != small) free(in);
     return m;
@@ -246,6 +252,7 @@ weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n, c
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) { weft_graph_free(cur); goto fail; }
     }
     p->g = cur;
+    if (opt && opt->threads) weft_set_threads(opt->threads);
     p->exec = weft_exec_new(cur, outs, n);
     if (!p->exec) goto fail;
     p->report.compile_ms = now_ms() - t0;

@@ -104,7 +104,7 @@ weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data, size
 weft_status weft_exec_run(weft_exec *e) {
     char d[160];
     weft_graph *g = e->g;
-    weft_kctx ctx = {.counter = e->counter};
+    weft_kctx ctx = {.counter = e->counter, .g = g};
     weft_tensor ins_small[8];
     for (int i = 0; i < e->n; i++) {
         const weft_node_rec *r = &g->nodes[i];

@@ -21,6 +21,7 @@ void weft_graph_free(weft_graph *g) {
     }
     free(g->nodes);
     free(g->edges);
+    free(g->progs);
     free(g->error);
     free(g);
 }
@@ -142,6 +143,18 @@ static weft_node leaf(weft_graph *g, weft_node_kind kind, const char *name, weft
         free(r.data);
     }
     return id;
+}
+
+int weft_graph_add_prog(weft_graph *g, const weft_fused_prog *p) {
+    if (g->n_progs == g->cap_progs) {
+        int cap = g->cap_progs ? 2 * g->cap_progs : 16;
+        weft_fused_prog *q = realloc(g->progs, (size_t)cap * sizeof *q);
+        if (!q) return -1;
+        g->progs = q;
+        g->cap_progs = cap;
+    }
+    g->progs[g->n_progs] = *p;
+    return g->n_progs++;
 }
 
 weft_node weft_graph_add_borrowed_leaf(weft_graph *g, weft_node_kind kind, const char *name,

@@ -42,7 +42,26 @@ typedef struct weft_node_rec {
     uint8_t borrowed;        /* data belongs to another graph (compiled copies) */
 } weft_node_rec;
 
+/* A fused elementwise region (made by the compiler's fuse pass): a straight
+ * list of elementwise ops.  Operand k >= 0 is the fused node's input k;
+ * operand -1-j is the result of instruction j.  The last result is the
+ * node's value. */
+#define WEFT_FUSED_MAX_INSTR 48
+#define WEFT_FUSED_MAX_INPUTS 16
+typedef struct weft_fused_instr {
+    int16_t op;          /* an ELEMENTWISE op id */
+    int16_t arg[3];
+    double p;            /* pow's exponent */
+} weft_fused_instr;
+typedef struct weft_fused_prog {
+    int n_instr;
+    weft_fused_instr ins[WEFT_FUSED_MAX_INSTR];
+    char label[96];      /* what it replaced, for drawing: "sigmoid*mul+add" */
+} weft_fused_prog;
+
 struct weft_graph {
+    weft_fused_prog *progs; /* fused programs, referenced by attr.i[0] */
+    int n_progs, cap_progs;
     weft_node_rec *nodes;
     int n, cap;
     int32_t *edges;
@@ -79,6 +98,9 @@ weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in
  * the parameters of the graph it was compiled from). */
 weft_node weft_graph_add_borrowed_leaf(weft_graph *g, weft_node_kind kind, const char *name,
                                        weft_dtype t, weft_shape s, void *data);
+/* Store a fused program; returns its index or -1 (out of memory). */
+int weft_graph_add_prog(weft_graph *g, const weft_fused_prog *p);
+
 /* Record a builder error (sticky: only the first is kept in the graph). */
 weft_node weft_graph_fail(weft_graph *g, weft_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,60 +3,59 @@
  * come from the one expression, via <tgmath.h>), plus its shape rule, its
  * VJP rule and its builder further down. */
 #include <math.h>
-#include <tgmath.h>
 
+#include "fastmath.h"
 #include "op.h"
+#include <tgmath.h> /* after fastmath.h, whose f64 helpers call libm by name */
 
-/* ---------------------------------------------------------------- kernels
- * `a`, `b` are the operands (of type T), `p` the op's scalar attribute. */
-#define UNARY_OPS(X)                                                           \
-    X(neg, -a)                                                                 \
-    X(exp, exp(a))                                                             \
-    X(log, log(a))                                                             \
-    X(tanh, tanh(a))                                                           \
-    X(sigmoid, a >= 0 ? (T)1 / ((T)1 + exp(-a)) : exp(a) / ((T)1 + exp(a)))    \
-    X(relu, a > 0 ? a : (T)0)                                                  \
-    X(sqrt, sqrt(a))                                                           \
-    X(abs, fabs(a))
+#include "elementwise_ops.h"
 
-#define BINARY_OPS(X)                                                          \
-    X(add, a + b)                                                              \
-    X(sub, a - b)                                                              \
-    X(mul, a * b)                                                              \
-    X(div, a / b)                                                              \
-    X(maximum, (a > b || a != a) ? a : b) /* NaN propagates, as in PyTorch */  \
-    X(greater, a > b ? (T)1 : (T)0)
-
-/* Walk the output (contiguous) and up to three broadcast/strided inputs. */
+/* Walk the output (contiguous) and up to three broadcast/strided inputs.
+ * The rows of the output (all but the last axis) are shared among the
+ * OpenMP threads when there is enough work: each thread writes its own rows,
+ * so results do not depend on the thread count.  Unit-stride rows take a
+ * loop the compiler vectorizes. */
+#define EW_PAR_MIN 32768
 #define EW_LOOP(T, EXPR)                                                       \
     do {                                                                       \
-        T *o = out->data;                                                      \
+        T *const O = out->data;                                                \
         const T *A = in[0].data, *B = n > 1 ? in[1].data : A, *C = n > 2 ? in[2].data : A; \
         weft_iter4 ia = weft_iter4_of(&in[0], &out->shape);                    \
         weft_iter4 ib = n > 1 ? weft_iter4_of(&in[1], &out->shape) : ia;       \
         weft_iter4 ic = n > 2 ? weft_iter4_of(&in[2], &out->shape) : ia;       \
         const int64_t D = ia.n[3], sa = ia.s[3], sb = ib.s[3], sc = ic.s[3];   \
-        for (int64_t i0 = 0; i0 < ia.n[0]; i0++)                               \
-            for (int64_t i1 = 0; i1 < ia.n[1]; i1++)                           \
-                for (int64_t i2 = 0; i2 < ia.n[2]; i2++) {                     \
-                    const T *pa = A + i0 * ia.s[0] + i1 * ia.s[1] + i2 * ia.s[2]; \
-                    const T *pb = B + i0 * ib.s[0] + i1 * ib.s[1] + i2 * ib.s[2]; \
-                    const T *pc = C + i0 * ic.s[0] + i1 * ic.s[1] + i2 * ic.s[2]; \
-                    if (sa == 1 && sb == 1 && sc <= 1) {                       \
-                        for (int64_t d = 0; d < D; d++) {                      \
-                            T a = pa[d], b = pb[d], c = pc[d * sc];            \
-                            (void)b; (void)c;                                  \
-                            o[d] = (EXPR);                                     \
-                        }                                                      \
-                    } else {                                                   \
-                        for (int64_t d = 0; d < D; d++) {                      \
-                            T a = pa[d * sa], b = pb[d * sb], c = pc[d * sc];  \
-                            (void)b; (void)c;                                  \
-                            o[d] = (EXPR);                                     \
-                        }                                                      \
-                    }                                                          \
-                    o += D;                                                    \
+        const int64_t rows = ia.n[0] * ia.n[1] * ia.n[2];                      \
+        _Pragma("omp parallel for schedule(static) if (rows * D >= EW_PAR_MIN && rows > 1)") \
+        for (int64_t row = 0; row < rows; row++) {                             \
+            const int64_t i2 = row % ia.n[2], i1 = row / ia.n[2] % ia.n[1], i0 = row / ia.n[2] / ia.n[1]; \
+            const T *pa = A + i0 * ia.s[0] + i1 * ia.s[1] + i2 * ia.s[2];      \
+            const T *pb = B + i0 * ib.s[0] + i1 * ib.s[1] + i2 * ib.s[2];      \
+            const T *pc = C + i0 * ic.s[0] + i1 * ic.s[1] + i2 * ic.s[2];      \
+            T *o = O + row * D;                                                \
+            if (sa == 1 && sb == 1 && sc == 1) {                               \
+                _Pragma("omp simd")                                            \
+                for (int64_t d = 0; d < D; d++) {                              \
+                    T a = pa[d], b = pb[d], c = pc[d];                         \
+                    (void)b; (void)c;                                          \
+                    o[d] = (EXPR);                                             \
                 }                                                              \
+            } else if (sa == 1 && sb == 0 && sc <= 1) {                        \
+                const T b = pb[0];                                             \
+                (void)b;                                                       \
+                _Pragma("omp simd")                                            \
+                for (int64_t d = 0; d < D; d++) {                              \
+                    T a = pa[d], c = pc[d * sc];                               \
+                    (void)c;                                                   \
+                    o[d] = (EXPR);                                             \
+                }                                                              \
+            } else {                                                           \
+                for (int64_t d = 0; d < D; d++) {                              \
+                    T a = pa[d * sa], b = pb[d * sb], c = pc[d * sc];          \
+                    (void)b; (void)c;                                          \
+                    o[d] = (EXPR);                                             \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
     } while (0)
 
 #define EW_KERNEL(id, EXPR)                                                    \
@@ -75,8 +74,8 @@
     }
 UNARY_OPS(EW_KERNEL)
 BINARY_OPS(EW_KERNEL)
-EW_KERNEL(pow, pow(a, (T)p))
-EW_KERNEL(select, a != (T)0 ? b : c) /* a: condition, b: if true, c: if false */
+EW_KERNEL(pow, POW_EXPR)
+EW_KERNEL(select, SELECT_EXPR)
 #undef EW_KERNEL
 
 /* cast converts between any two dtypes; it does not fit the one-dtype loop. */

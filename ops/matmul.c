@@ -1,8 +1,21 @@
 /* matmul: op(A) @ op(B) for 2-D operands, on BLIS, strided operands direct. */
 #include <blis.h>
+#include <omp.h>
 #include <string.h>
 
 #include "op.h"
+
+/* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
+ * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are
+ * set here.  Each thread owns the output elements it writes (BLIS does not
+ * split the k loop), so results are bitwise the same for any count. */
+void weft_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+    bli_thread_set_num_threads(n);
+}
+
+int weft_get_threads(void) { return omp_get_max_threads(); }
 
 weft_status weft_matmul_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
                               weft_shape *shape, weft_dtype *dtype) {

@@ -15,6 +15,7 @@ enum {
 /* Runtime context handed to kernels. */
 typedef struct weft_kctx {
     uint64_t counter;               /* the executor's run counter (dropout) */
+    const weft_graph *g;            /* the graph being run (fused programs) */
 } weft_kctx;
 
 typedef struct weft_op_def {

@@ -10,6 +10,7 @@ static const struct {
     weft_cmd_fn fn;
     const char *help;
 } commands[] = {
+    {"bench", weft_cmd_bench, "time compiled training steps of a recurrent model"},
     {"demo", weft_cmd_demo, "build a 3-step RNN, compute its gradients, write its graph"},
     {"run", weft_cmd_run, "run a recurrent model on safetensors inputs (PyTorch parity)"},
 };

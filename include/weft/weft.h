@@ -235,6 +235,11 @@ weft_status weft_grad(weft_graph *g, weft_node loss, const weft_node *wrt, int n
 
 /* ------------------------------------------------------------- executor */
 
+/* Threads for every kernel (BLIS for GEMMs, OpenMP for the rest); 0 = all
+ * cores.  Process-wide.  Results do not depend on it. */
+void weft_set_threads(int n);
+int weft_get_threads(void);
+
 typedef struct weft_exec weft_exec;
 
 /* Reference executor: sequential, every node its own buffer.  Computes the

@@ -1,0 +1,117 @@
+/* A fused elementwise region: a short instruction list run over chunks of
+ * each output row, so intermediate values stay in L1 (the numexpr idea) and
+ * one pass over memory replaces one per op.  The arithmetic comes from the
+ * same expression table as the single-op kernels. */
+#include <math.h>
+
+#include "fastmath.h"
+#include "op.h"
+#include <tgmath.h>
+
+#include "elementwise_ops.h"
+
+#define CHUNK 128
+
+weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
+                             weft_shape *shape, weft_dtype *dtype) {
+    if (attr->i[0] < 0 || attr->i[0] >= g->n_progs) return weft_error(WEFT_ERR_GRAPH, "no fused program %lld", (long long)attr->i[0]);
+    const weft_fused_prog *p = &g->progs[attr->i[0]];
+    for (int k = 0; k < n; k++) {
+        weft_shape s;
+        if (weft_rec(g, in[k])->dtype != attr->dtype || !weft_shape_broadcast(weft_rec(g, in[k])->shape, attr->shape, &s) ||
+            !weft_shape_eq(s, attr->shape))
+            return weft_error(WEFT_ERR_SHAPE, "fused input %d does not broadcast to the region's shape", k);
+    }
+    if (n > WEFT_FUSED_MAX_INPUTS || p->n_instr < 1 || p->n_instr > WEFT_FUSED_MAX_INSTR)
+        return weft_error(WEFT_ERR_GRAPH, "fused region too large");
+    for (int j = 0; j < p->n_instr; j++)
+        for (int a = 0; a < 3; a++) {
+            int v = p->ins[j].arg[a];
+            if (v >= n || (v < 0 && -1 - v >= j))
+                return weft_error(WEFT_ERR_GRAPH, "fused instruction %d reads an undefined operand", j);
+        }
+    *shape = attr->shape;
+    *dtype = attr->dtype;
+    return WEFT_OK;
+}
+
+#define UNARY_CASE(id, EXPR)                                                   \
+    case WEFT_OP_##id:                                                         \
+        for (int j = 0; j < len; j++) { T a = A[j]; o[j] = (EXPR); }           \
+        break;
+#define BINARY_CASE(id, EXPR)                                                  \
+    case WEFT_OP_##id:                                                         \
+        for (int j = 0; j < len; j++) { T a = A[j], b = B[j]; o[j] = (EXPR); } \
+        break;
+
+/* Run the program over one chunk of `len` elements; operand k of the node
+ * is at src[k] (already gathered to unit stride). */
+#define RUN_CHUNK()                                                           \
+    do {                                                                       \
+        for (int q = 0; q < prog->n_instr; q++) {                              \
+            const weft_fused_instr *ins = &prog->ins[q];                       \
+            const T *A = ins->arg[0] >= 0 ? src[ins->arg[0]] : tmp + (-1 - ins->arg[0]) * CHUNK; \
+            const T *B = ins->arg[1] >= 0 ? src[ins->arg[1]] : tmp + (-1 - ins->arg[1]) * CHUNK; \
+            const T *Cc = ins->arg[2] >= 0 ? src[ins->arg[2]] : tmp + (-1 - ins->arg[2]) * CHUNK; \
+            T *o = q == prog->n_instr - 1 ? dst : tmp + q * CHUNK;            \
+            const double p = ins->p;                                           \
+            (void)p; (void)B; (void)Cc;                                        \
+            switch (ins->op) {                                                 \
+                UNARY_OPS(UNARY_CASE)                                          \
+                BINARY_OPS(BINARY_CASE)                                        \
+            case WEFT_OP_pow:                                                  \
+                for (int j = 0; j < len; j++) { T a = A[j]; o[j] = POW_EXPR; } \
+                break;                                                         \
+            case WEFT_OP_select:                                               \
+                for (int j = 0; j < len; j++) { T a = A[j], b = B[j], c = Cc[j]; (void)b; (void)c; o[j] = SELECT_EXPR; } \
+                break;                                                         \
+            default:                                                           \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+#define FUSED_LOOP()                                                          \
+    do {                                                                       \
+        weft_iter4 it[WEFT_FUSED_MAX_INPUTS];                                                     \
+        for (int k = 0; k < n; k++) it[k] = weft_iter4_of(&in[k], &out->shape); \
+        const int64_t D = out->shape.ndim ? out->shape.dim[out->shape.ndim - 1] : 1; \
+        const int64_t rows = weft_shape_numel(out->shape) / D;                 \
+        _Pragma("omp parallel for schedule(static) if (rows * D >= 32768 && rows > 1)") \
+        for (int64_t row = 0; row < rows; row++) {                             \
+            T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK];               \
+            const T *base[WEFT_FUSED_MAX_INPUTS];                                                 \
+            for (int k = 0; k < n; k++) {                                      \
+                int64_t r = row, off = 0;                                      \
+                for (int d = 2; d >= 0; d--) { off += (r % it[k].n[d]) * it[k].s[d]; r /= it[k].n[d]; } \
+                base[k] = (const T *)in[k].data + off;                         \
+            }                                                                  \
+            for (int64_t j0 = 0; j0 < D; j0 += CHUNK) {                        \
+                const int len = (int)(D - j0 < CHUNK ? D - j0 : CHUNK);        \
+                const T *src[WEFT_FUSED_MAX_INPUTS];                                              \
+                int ng = 0;                                                    \
+                for (int k = 0; k < n; k++) {                                  \
+                    int64_t st = it[k].s[3];                                   \
+                    if (st == 1) { src[k] = base[k] + j0; continue; }          \
+                    T *gbuf = gath[ng++];                                      \
+                    for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
+                    src[k] = gbuf;                                             \
+                }                                                              \
+                T *dst = (T *)out->data + row * D + j0;                        \
+                RUN_CHUNK();                                                  \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+weft_status weft_fused_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
+                              const weft_kctx *ctx) {
+    const weft_fused_prog *prog = &ctx->g->progs[attr->i[0]];
+    if (out->dtype == WEFT_F32) {
+        typedef float T;
+        FUSED_LOOP();
+    } else {
+        typedef double T;
+        FUSED_LOOP();
+    }
+    return WEFT_OK;
+}

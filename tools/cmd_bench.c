@@ -1,0 +1,151 @@
+/* weft bench: time full training steps (forward + backward including the
+ * weight gradients; no optimizer update) of a recurrent model, compiled. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "weft/compile.h"
+#include "weft/rnn.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: weft bench --cell CELL --seq-len T --batch B --input-size I --hidden-size H\n"
+               "                  [--layers L] [--bidirectional] [--threads N] [--iters K]\n"
+               "                  [--no-pass=NAME ...] [--no-passes] [--dtype f32|f64] [--json]\n"
+               "Times training steps (forward + backward with weight gradients) and reports the\n"
+               "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n");
+}
+
+int weft_cmd_bench(int argc, char **argv) {
+    const char *cell_name = "lstm";
+    int64_t T = 80, B = 50, I = 128, H = 128;
+    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0;
+    weft_dtype dt = WEFT_F32;
+    const char *disable[WEFT_MAX_PASSES];
+    int n_disable = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--cell") && v) cell_name = argv[++i];
+        else if (!strcmp(a, "--seq-len") && v) T = atoll(argv[++i]);
+        else if (!strcmp(a, "--batch") && v) B = atoll(argv[++i]);
+        else if (!strcmp(a, "--input-size") && v) I = atoll(argv[++i]);
+        else if (!strcmp(a, "--hidden-size") && v) H = atoll(argv[++i]);
+        else if (!strcmp(a, "--layers") && v) L = atoi(argv[++i]);
+        else if (!strcmp(a, "--iters") && v) iters = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--bidirectional")) bi = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--no-passes")) no_passes = 1;
+        else if (!strncmp(a, "--no-pass=", 10) && n_disable < WEFT_MAX_PASSES) disable[n_disable++] = a + 10;
+        else if (!strcmp(a, "--dtype") && v) {
+            const char *d = argv[++i];
+            if (!strcmp(d, "f64")) dt = WEFT_F64;
+            else if (strcmp(d, "f32")) { fprintf(stderr, "weft bench: --dtype is f32 or f64\n"); return 2; }
+        } else {
+            fprintf(stderr, "weft bench: unknown or incomplete argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (T <= 0 || B <= 0 || I <= 0 || H <= 0 || L <= 0 || iters <= 0) {
+        fprintf(stderr, "weft bench: sizes and --iters must be positive\n");
+        return 2;
+    }
+    weft_set_threads(threads);
+    weft_cell *cell = weft_cell_get(cell_name);
+    if (!cell) { fprintf(stderr, "weft bench: %s\n", weft_last_error()); return 1; }
+    weft_graph *g = weft_graph_new();
+    weft_rnn_config cfg = weft_rnn_config_default(I, H);
+    cfg.num_layers = L;
+    cfg.bidirectional = bi;
+    cfg.dtype = dt;
+    weft_rnn *r = NULL;
+    weft_program *p = NULL;
+    int rc = 1;
+    weft_rng rng = weft_rng_make(1);
+    if (weft_rnn_new(g, cell, &cfg, &r) || weft_rnn_init(g, r, &rng)) goto fail;
+    weft_node x = weft_input(g, "input", dt, WEFT_SHAPE(T, B, I));
+    weft_node go = weft_input(g, "grad_output", dt, WEFT_SHAPE(T, B, (bi ? 2 : 1) * H));
+    weft_rnn_inputs in = {.x = x, .mask = WEFT_NONE, .train = WEFT_NONE};
+    weft_rnn_result res;
+    if (weft_rnn_apply(g, r, &in, &res)) goto fail;
+    /* sum(output * grad_output): its gradient w.r.t. output is grad_output,
+     * as in PyTorch's output.backward(grad_output). */
+    weft_node loss = weft_sum(g, weft_mul(g, res.output, go), NULL, 0, 0);
+    weft_node wrt[256], grads[257];
+    int np = weft_graph_params(g, wrt, 255);
+    wrt[np++] = x;
+    if (weft_grad(g, loss, wrt, np, grads)) goto fail;
+    grads[np] = loss;
+    weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes, .threads = threads};
+    p = weft_program_new(g, grads, np + 1, &opt);
+    if (!p) goto fail;
+    size_t nx = (size_t)(T * B * I), ng = (size_t)(T * B * (bi ? 2 : 1) * H), es = weft_dtype_size(dt);
+    void *xd = malloc(nx * es), *gd = malloc(ng * es);
+    for (size_t i = 0; i < nx; i++) {
+        double v = weft_rng_uniform(&rng) * 2 - 1;
+        if (dt == WEFT_F32) ((float *)xd)[i] = (float)v; else ((double *)xd)[i] = v;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        double v = weft_rng_uniform(&rng) * 2 - 1;
+        if (dt == WEFT_F32) ((float *)gd)[i] = (float)v; else ((double *)gd)[i] = v;
+    }
+    if (weft_program_feed(p, x, xd, nx * es) || weft_program_feed(p, go, gd, ng * es)) goto fail_data;
+    double *ms = malloc((size_t)iters * sizeof *ms);
+    for (int k = 0; k < 2; k++) /* warm-up */
+        if (weft_program_run(p)) goto fail_ms;
+    for (int k = 0; k < iters; k++) {
+        double t0 = now_ms();
+        if (weft_program_run(p)) goto fail_ms;
+        ms[k] = now_ms() - t0;
+    }
+    qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
+    double med = ms[iters / 2];
+    int G = cell->gates > 0 ? cell->gates : 1;
+    double flops = 0;
+    for (int l = 0; l < L; l++) {
+        int64_t in_l = l == 0 ? I : (bi ? 2 : 1) * H;
+        flops += (bi ? 2 : 1) * 6.0 * (double)T * (double)B * (double)(in_l + H) * G * (double)H;
+    }
+    const weft_compile_report *rep = weft_program_report(p);
+    if (json) {
+        printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
+               "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
+               "\"peak_bytes\": %lld, \"nodes\": %d}\n",
+               cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med,
+               flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes,
+               weft_graph_node_count(weft_program_graph(p)));
+    } else {
+        weft_compile_report_print(rep, stdout);
+        printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d), %.2f GFLOP/s\n", cell_name,
+               (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? " bidirectional" : "", med, iters,
+               flops / med / 1e6);
+    }
+    rc = 0;
+fail_ms:
+    free(ms);
+fail_data:
+    free(xd);
+    free(gd);
+fail:
+    if (rc) fprintf(stderr, "weft bench: %s\n", weft_last_error());
+    weft_program_free(p);
+    weft_rnn_free(r);
+    weft_graph_free(g);
+    weft_cell_free(cell);
+    return rc;
+}
