@@ -119,16 +119,12 @@ static void liveness(weft_rw *rw, const weft_node *outs, int n_out) {
     for (int k = 0; k < n_out; k++) rw->uses[outs[k]]++; /* outputs count as a use */
 }
 
-/* ----------------------------------------------------------------- program */
+/* ----------------------------------------------------------------- driver */
 
-struct weft_program {
-    weft_graph *orig;
-    weft_graph *g;           /* compiled */
-    weft_node *map;          /* orig -> compiled (size orig->n at compile time) */
-    int n_orig;
-    weft_exec *exec;
-    weft_compile_report report;
-};
+/* Provided by core/exec.c: an executor for a compiled graph, addressed with
+ * the original graph's ids through map (both adopted). */
+weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n, const weft_graph *orig,
+                           weft_node *map, int n_map, const weft_compile_report *report);
 
 static int disabled(const weft_compile_options *o, const char *name) {
     if (!o) return 0;
@@ -150,7 +146,7 @@ static weft_status dump(const weft_graph *g, const char *dir, int k, const char 
     return s;
 }
 
-weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n, const weft_compile_options *opt) {
+weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, const weft_compile_options *opt) {
     double t0 = now_ms();
     if (g->status) {
         weft_error(g->status, "compile: the graph has a build error: %s", g->error);
@@ -175,12 +171,13 @@ weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n, c
             return NULL;
         }
     }
-    weft_program *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    p->orig = g;
-    p->n_orig = g->n;
-    p->map = malloc((size_t)g->n * sizeof *p->map);
+    struct {
+        weft_node *map;
+        weft_compile_report report;
+    } prog = {0}, *p = &prog;
+    p->map = malloc((size_t)(g->n ? g->n : 1) * sizeof *p->map);
     weft_node *outs = malloc((size_t)(n ? n : 1) * sizeof *outs);
+    weft_exec *e = NULL;
     if (!p->map || !outs) goto fail;
 
     /* Stage 0: a copy of the live part of the graph. */
@@ -251,62 +248,25 @@ weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n, c
         st->ms = now_ms() - ts;
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) { weft_graph_free(cur); goto fail; }
     }
-    p->g = cur;
     if (opt && opt->threads) weft_set_threads(opt->threads);
-    p->exec = weft_exec_new(cur, outs, n);
-    if (!p->exec) goto fail;
     p->report.compile_ms = now_ms() - t0;
+    e = weft_exec_adopt(cur, outputs, n, g, p->map, g->n, &p->report);
+    if (!e) {
+        weft_graph_free(cur);
+        goto fail;
+    }
+    ((weft_compile_report *)weft_exec_report(e))->compile_ms = now_ms() - t0; /* with the executor's setup */
     free(outs);
-    return p;
+    return e;
 fail_rw:
     free(rw.live);
     free(rw.uses);
     weft_graph_free(rw.dst);
 fail:
     free(outs);
-    weft_program_free(p);
+    free(p->map);
     return NULL;
 }
-
-void weft_program_free(weft_program *p) {
-    if (!p) return;
-    weft_exec_free(p->exec);
-    weft_graph_free(p->g);
-    free(p->map);
-    free(p);
-}
-
-static weft_node mapped(const weft_program *p, weft_node n) {
-    return n >= 0 && n < p->n_orig ? p->map[n] : WEFT_NONE;
-}
-
-weft_status weft_program_feed(weft_program *p, weft_node input, const void *data, size_t bytes) {
-    weft_node m = mapped(p, input);
-    if (input < 0 || input >= p->n_orig || p->orig->nodes[input].kind != WEFT_NODE_INPUT)
-        return weft_error(WEFT_ERR_ARG, "feed: node %d is not an input", (int)input);
-    weft_tensor t;
-    if (m == WEFT_NONE || weft_exec_value(p->exec, m, &t) != WEFT_OK) { /* the outputs do not need it */
-        weft_error_clear();
-        size_t want = (size_t)weft_shape_numel(p->orig->nodes[input].shape) * weft_dtype_size(p->orig->nodes[input].dtype);
-        return bytes == want ? WEFT_OK : weft_error(WEFT_ERR_SHAPE, "feed: input %d takes %zu bytes, given %zu", (int)input, want, bytes);
-    }
-    return weft_exec_feed(p->exec, m, data, bytes);
-}
-weft_status weft_program_run(weft_program *p) { return weft_exec_run(p->exec); }
-weft_status weft_program_read(weft_program *p, weft_node n, void *dst, size_t bytes) {
-    weft_node m = mapped(p, n);
-    if (m == WEFT_NONE) return weft_error(WEFT_ERR_ARG, "read: node %d is not an output of this program", (int)n);
-    return weft_exec_read(p->exec, m, dst, bytes);
-}
-weft_status weft_program_value(weft_program *p, weft_node n, weft_tensor *out) {
-    weft_node m = mapped(p, n);
-    if (m == WEFT_NONE) return weft_error(WEFT_ERR_ARG, "value: node %d is not an output of this program", (int)n);
-    return weft_exec_value(p->exec, m, out);
-}
-uint64_t weft_program_counter(const weft_program *p) { return weft_exec_counter(p->exec); }
-void weft_program_set_counter(weft_program *p, uint64_t c) { weft_exec_set_counter(p->exec, c); }
-const weft_graph *weft_program_graph(const weft_program *p) { return p->g; }
-const weft_compile_report *weft_program_report(const weft_program *p) { return &p->report; }
 
 void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
     fprintf(f, "%-12s %8s %8s %9s %9s %8s %8s\n", "pass", "nodes", "->", "matmuls", "->", "changes", "ms");
@@ -319,5 +279,6 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
         fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
                 s->matmuls_before, s->matmuls_after, s->changes, s->ms);
     }
-    fprintf(f, "compile %.2f ms\n", r->compile_ms);
+    fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB with one buffer per node)\n", r->compile_ms,
+            r->planned_peak_bytes / 1e6, r->unplanned_bytes / 1e6);
 }

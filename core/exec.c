@@ -1,32 +1,48 @@
-/* The reference executor: sequential, every computed node its own buffer
- * (views alias their input's).  Obviously right; the oracle every other
- * executor is checked against. */
+/* The executor: runs the nodes in index order.  As the reference (from
+ * weft_exec_new) every computed node has its own buffer — obviously right,
+ * the oracle everything else is checked against.  A compiled executor
+ * (weft_exec_compile) runs the optimized graph with the memory plan of
+ * core/plan.c: buffers reused once their readers have run. */
 #include <math.h>
 #include <string.h>
 
 #include "graph_internal.h"
 #include "op.h"
+#include "plan.h"
+#include "weft/compile.h"
 
 struct weft_exec {
     weft_graph *g;
     int n;                 /* nodes considered: 0 .. n-1 */
     uint8_t *needed, *fed;
     weft_tensor *val;
-    void **owned;          /* buffers owned by the executor */
+    weft_plan plan;
+    void **blocks;         /* [plan.n_blocks] */
     uint64_t counter;
+    /* A compiled executor runs its own graph `g` (owned) but is addressed
+     * with the node ids of the graph it was compiled from: map[] translates. */
+    const weft_graph *orig;
+    weft_node *map;
+    int n_map;
+    weft_compile_report report;
 };
 
 void weft_exec_free(weft_exec *e) {
     if (!e) return;
-    for (int i = 0; i < e->n; i++) free(e->owned[i]);
-    free(e->owned);
+    if (e->map) {
+        free(e->map);
+        weft_graph_free(e->g);
+    }
+    for (int b = 0; b < e->plan.n_blocks && e->blocks; b++) free(e->blocks[b]);
+    free(e->blocks);
+    weft_plan_free(&e->plan);
     free(e->val);
     free(e->needed);
     free(e->fed);
     free(e);
 }
 
-weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n) {
+static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reuse) {
     if (g->status) {
         weft_error(g->status, "exec: the graph has a build error: %s", g->error);
         return NULL;
@@ -46,15 +62,23 @@ weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n) {
     e->needed = calloc((size_t)N + 1, 1);
     e->fed = calloc((size_t)N + 1, 1);
     e->val = calloc((size_t)N + 1, sizeof *e->val);
-    e->owned = calloc((size_t)N + 1, sizeof *e->owned);
-    if (!e->needed || !e->fed || !e->val || !e->owned) goto oom;
+    if (!e->needed || !e->fed || !e->val) goto oom;
     for (int k = 0; k < n; k++) e->needed[outputs[k]] = 1;
     for (int i = N - 1; i >= 0; i--) {
         const weft_node_rec *r = &g->nodes[i];
         if (!e->needed[i]) continue;
         for (int j = 0; j < r->n_in; j++) e->needed[g->edges[r->in_off + j]] = 1;
     }
-    /* Leaves point at graph storage; inputs and non-view ops get buffers. */
+    if (weft_plan_make(g, e->needed, N, outputs, n, reuse, &e->plan)) {
+        weft_exec_free(e);
+        return NULL;
+    }
+    e->report.planned_peak_bytes = e->plan.peak_bytes;
+    e->report.unplanned_bytes = e->plan.unplanned_bytes;
+    if (!(e->blocks = calloc((size_t)e->plan.n_blocks + 1, sizeof *e->blocks))) goto oom;
+    for (int b = 0; b < e->plan.n_blocks; b++)
+        if (!(e->blocks[b] = calloc(1, e->plan.block_bytes[b]))) goto oom;
+    /* Leaves point at graph storage; inputs and computed nodes at their block. */
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];
         if (!e->needed[i]) continue;
@@ -62,13 +86,8 @@ weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n) {
         t->dtype = r->dtype;
         t->shape = r->shape;
         weft_tensor_contiguous_strides(&r->shape, t->stride);
-        if (r->kind == WEFT_NODE_PARAM || r->kind == WEFT_NODE_CONST) {
-            t->data = r->data;
-        } else if (r->kind == WEFT_NODE_INPUT || !(weft_ops[r->op].flags & WEFT_OPF_VIEW)) {
-            size_t bytes = (size_t)weft_shape_numel(r->shape) * weft_dtype_size(r->dtype);
-            if (!(e->owned[i] = calloc(1, bytes ? bytes : 1))) goto oom;
-            t->data = e->owned[i];
-        }
+        if (r->kind == WEFT_NODE_PARAM || r->kind == WEFT_NODE_CONST) t->data = r->data;
+        else if (e->plan.block_of[i] >= 0) t->data = e->blocks[e->plan.block_of[i]];
     }
     return e;
 oom:
@@ -77,16 +96,60 @@ oom:
     return NULL;
 }
 
+weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n) { return create(g, outputs, n, 0); }
+
 static weft_status node_ok(const weft_exec *e, weft_node n, const char *what) {
     if (n < 0 || n >= e->n || !e->needed[n])
         return weft_error(WEFT_ERR_ARG, "%s: node %d is not computed by this executor", what, (int)n);
     return WEFT_OK;
 }
 
-int weft_exec_uses(const weft_exec *e, weft_node n) { return n >= 0 && n < e->n && e->needed[n]; }
+/* The executor's own node for a caller's node id. */
+static weft_node own(const weft_exec *e, weft_node n) {
+    if (!e->map) return n;
+    return n >= 0 && n < e->n_map ? e->map[n] : WEFT_NONE;
+}
+
+int weft_exec_uses(const weft_exec *e, weft_node n) {
+    n = own(e, n);
+    return n >= 0 && n < e->n && e->needed[n];
+}
+
+weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n, const weft_graph *orig,
+                           weft_node *map, int n_map, const weft_compile_report *report) {
+    weft_node *outs = malloc((size_t)(n ? n : 1) * sizeof *outs);
+    if (!outs) return NULL;
+    for (int k = 0; k < n; k++) outs[k] = outputs[k] >= 0 && outputs[k] < n_map ? map[outputs[k]] : WEFT_NONE;
+    weft_compile_report keep = *report;
+    weft_exec *e = create(compiled, outs, n, 1);
+    free(outs);
+    if (!e) return NULL;
+    e->orig = orig;
+    e->map = map;
+    e->n_map = n_map;
+    keep.planned_peak_bytes = e->report.planned_peak_bytes;
+    keep.unplanned_bytes = e->report.unplanned_bytes;
+    e->report = keep;
+    return e;
+}
+
+const weft_graph *weft_exec_graph(const weft_exec *e) { return e->g; }
+const weft_compile_report *weft_exec_report(const weft_exec *e) { return &e->report; }
 
 weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data, size_t bytes) {
     char d[160];
+    if (e->map) {
+        /* An input the compiled outputs do not need: check and ignore. */
+        if (input < 0 || input >= e->n_map || e->orig->nodes[input].kind != WEFT_NODE_INPUT)
+            return weft_error(WEFT_ERR_ARG, "feed: node %d is not an input", (int)input);
+        const weft_node_rec *r = &e->orig->nodes[input];
+        size_t want = (size_t)weft_shape_numel(r->shape) * weft_dtype_size(r->dtype);
+        if (bytes != want)
+            return weft_error(WEFT_ERR_SHAPE, "feed: %s takes %zu bytes, given %zu",
+                              weft_node_desc(e->orig, input, d, sizeof d), want, bytes);
+        if (!weft_exec_uses(e, input)) return WEFT_OK;
+        input = own(e, input);
+    }
     weft_status s = node_ok(e, input, "feed");
     if (s) return s;
     const weft_node_rec *r = &e->g->nodes[input];
@@ -96,7 +159,7 @@ weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data, size
     if (bytes != want)
         return weft_error(WEFT_ERR_SHAPE, "feed: %s takes %zu bytes, given %zu",
                           weft_node_desc(e->g, input, d, sizeof d), want, bytes);
-    memcpy(e->owned[input], data, bytes);
+    memcpy(e->val[input].data, data, bytes);
     e->fed[input] = 1;
     return WEFT_OK;
 }
@@ -120,17 +183,10 @@ weft_status weft_exec_run(weft_exec *e) {
         if (!ins) return weft_error(WEFT_ERR_NOMEM, "run: out of memory");
         for (int j = 0; j < r->n_in; j++) ins[j] = e->val[g->edges[r->in_off + j]];
         weft_status s = WEFT_OK;
-        if (!(def->flags & WEFT_OPF_VIEW) || !def->view(&e->val[i], ins, &r->attr)) {
-            if (!e->owned[i]) { /* a view op that must copy this time */
-                size_t bytes = (size_t)weft_shape_numel(r->shape) * weft_dtype_size(r->dtype);
-                if (!(e->owned[i] = malloc(bytes ? bytes : 1))) s = weft_error(WEFT_ERR_NOMEM, "run: out of memory");
-            }
-            if (s == WEFT_OK) {
-                weft_tensor *t = &e->val[i];
-                *t = (weft_tensor){e->owned[i], r->dtype, r->shape, {0}};
-                weft_tensor_contiguous_strides(&r->shape, t->stride);
-                s = def->kernel(t, ins, r->n_in, &r->attr, &ctx);
-            }
+        if (e->plan.is_view[i]) {
+            if (!def->view(&e->val[i], ins, &r->attr)) s = weft_error(WEFT_ERR_GRAPH, "a planned view is not a view");
+        } else {
+            s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, &ctx);
         }
         if (ins != ins_small) free(ins);
         if (s != WEFT_OK)
@@ -141,6 +197,7 @@ weft_status weft_exec_run(weft_exec *e) {
 }
 
 weft_status weft_exec_value(weft_exec *e, weft_node n, weft_tensor *out) {
+    n = own(e, n);
     weft_status s = node_ok(e, n, "value");
     if (s) return s;
     *out = e->val[n];
@@ -148,6 +205,7 @@ weft_status weft_exec_value(weft_exec *e, weft_node n, weft_tensor *out) {
 }
 
 weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes) {
+    n = own(e, n);
     weft_status s = node_ok(e, n, "read");
     if (s) return s;
     const weft_tensor *t = &e->val[n];

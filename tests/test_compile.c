@@ -99,19 +99,19 @@ static model rnn_model(const char *cell_name, int L, int bi, int masked, int bat
 static weft_compile_report compare(model *m, const weft_compile_options *opt, double tol) {
     weft_exec *e = weft_exec_new(m->g, m->outs, m->n_outs);
     cr_assert(e, "%s", weft_last_error());
-    weft_program *p = weft_program_new(m->g, m->outs, m->n_outs, opt);
+    weft_exec *p = weft_exec_compile(m->g, m->outs, m->n_outs, opt);
     cr_assert(p, "%s", weft_last_error());
-    cr_assert_eq(weft_graph_verify(weft_program_graph(p)), WEFT_OK, "%s", weft_last_error());
+    cr_assert_eq(weft_graph_verify(weft_exec_graph(p)), WEFT_OK, "%s", weft_last_error());
     for (int k = 0; k < m->n_feeds; k++) {
         cr_assert_eq(weft_exec_feed(e, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK);
-        cr_assert_eq(weft_program_feed(p, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK, "%s", weft_last_error());
+        cr_assert_eq(weft_exec_feed(p, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK, "%s", weft_last_error());
     }
     cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
-    cr_assert_eq(weft_program_run(p), WEFT_OK, "%s", weft_last_error());
+    cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
     for (int k = 0; k < m->n_outs; k++) {
         weft_tensor a, b;
         weft_exec_value(e, m->outs[k], &a);
-        cr_assert_eq(weft_program_value(p, m->outs[k], &b), WEFT_OK, "%s", weft_last_error());
+        cr_assert_eq(weft_exec_value(p, m->outs[k], &b), WEFT_OK, "%s", weft_last_error());
         int64_t n = weft_shape_numel(a.shape);
         double scale = 0, err = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -123,8 +123,8 @@ static weft_compile_report compare(model *m, const weft_compile_options *opt, do
         cr_assert_leq(err, tol * fmax(scale, 1e-30), "output %d (%s): max abs diff %g, scale %g", k,
                       weft_node_op_name(m->g, m->outs[k]), err, scale);
     }
-    weft_compile_report rep = *weft_program_report(p);
-    weft_program_free(p);
+    weft_compile_report rep = *weft_exec_report(p);
+    weft_exec_free(p);
     weft_exec_free(e);
     return rep;
 }
@@ -184,7 +184,7 @@ Test(compile, unknown_pass_is_an_error) {
     model m = rnn_model("rnn_tanh", 1, 0, 0, 0, WEFT_F64);
     const char *bad[] = {"no-such-pass"};
     weft_compile_options o = {.disable = bad, .n_disable = 1};
-    cr_assert_null(weft_program_new(m.g, m.outs, m.n_outs, &o));
+    cr_assert_null(weft_exec_compile(m.g, m.outs, m.n_outs, &o));
     cr_assert(strstr(weft_last_error(), "no-such-pass") && strstr(weft_last_error(), "batch-gemm"), "%s",
               weft_last_error());
     model_free(&m);
@@ -228,4 +228,51 @@ Test(compile, random_graphs) {
         compare(&m, &o, 1e-12);
         model_free(&m);
     }
+}
+
+/* Bitwise the same results for 1 and 2 threads, and run after run: every
+ * thread owns the output elements it writes. */
+Test(compile, deterministic_across_threads_and_runs) {
+    weft_graph *g = weft_graph_new();
+    weft_cell *cell = weft_cell_get("lstm");
+    weft_rnn_config cfg = weft_rnn_config_default(64, 256); /* [B, 4H] = 64 x 1024: parallel kernels */
+    cfg.bidirectional = 1;
+    weft_rnn *r;
+    cr_assert_eq(weft_rnn_new(g, cell, &cfg, &r), WEFT_OK);
+    weft_rng rng = weft_rng_make(3);
+    weft_rnn_init(g, r, &rng);
+    weft_node x = weft_input(g, "x", WEFT_F32, S(4, 64, 64));
+    weft_rnn_inputs in = {.x = x, .mask = WEFT_NONE, .train = WEFT_NONE};
+    weft_rnn_result res;
+    cr_assert_eq(weft_rnn_apply(g, r, &in, &res), WEFT_OK);
+    weft_node loss = tu_weighted_sum(g, res.output, 4);
+    weft_node wrt[16], grads[16];
+    int np = weft_graph_params(g, wrt, 16);
+    cr_assert_eq(weft_grad(g, loss, wrt, np, grads), WEFT_OK);
+    float *xd = malloc(4 * 64 * 64 * sizeof *xd);
+    for (int i = 0; i < 4 * 64 * 64; i++) xd[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+    size_t total = 0;
+    for (int k = 0; k < np; k++) total += (size_t)weft_shape_numel(weft_node_shape(g, grads[k]));
+    float *ref = malloc(total * sizeof *ref), *got = malloc(total * sizeof *got);
+    for (int trial = 0; trial < 3; trial++) {
+        weft_set_threads(trial == 1 ? 2 : 1);
+        weft_exec *e = weft_exec_compile(g, grads, np, NULL);
+        cr_assert(e, "%s", weft_last_error());
+        cr_assert_eq(weft_exec_feed(e, x, xd, 4 * 64 * 64 * sizeof *xd), WEFT_OK);
+        cr_assert_eq(weft_exec_run(e), WEFT_OK);
+        float *dst = trial ? got : ref;
+        size_t at = 0;
+        for (int k = 0; k < np; k++) {
+            size_t n = (size_t)weft_shape_numel(weft_node_shape(g, grads[k]));
+            cr_assert_eq(weft_exec_read(e, grads[k], dst + at, n * sizeof *dst), WEFT_OK);
+            at += n;
+        }
+        if (trial) cr_assert(!memcmp(ref, got, total * sizeof *ref), "trial %d differs from the 1-thread run", trial);
+        weft_exec_free(e);
+    }
+    weft_set_threads(0);
+    free(xd); free(ref); free(got);
+    weft_rnn_free(r);
+    weft_cell_free(cell);
+    weft_graph_free(g);
 }

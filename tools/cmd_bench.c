@@ -74,7 +74,7 @@ int weft_cmd_bench(int argc, char **argv) {
     cfg.bidirectional = bi;
     cfg.dtype = dt;
     weft_rnn *r = NULL;
-    weft_program *p = NULL;
+    weft_exec *p = NULL;
     int rc = 1;
     weft_rng rng = weft_rng_make(1);
     if (weft_rnn_new(g, cell, &cfg, &r) || weft_rnn_init(g, r, &rng)) goto fail;
@@ -92,7 +92,7 @@ int weft_cmd_bench(int argc, char **argv) {
     if (weft_grad(g, loss, wrt, np, grads)) goto fail;
     grads[np] = loss;
     weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes, .threads = threads};
-    p = weft_program_new(g, grads, np + 1, &opt);
+    p = weft_exec_compile(g, grads, np + 1, &opt);
     if (!p) goto fail;
     size_t nx = (size_t)(T * B * I), ng = (size_t)(T * B * (bi ? 2 : 1) * H), es = weft_dtype_size(dt);
     void *xd = malloc(nx * es), *gd = malloc(ng * es);
@@ -104,13 +104,13 @@ int weft_cmd_bench(int argc, char **argv) {
         double v = weft_rng_uniform(&rng) * 2 - 1;
         if (dt == WEFT_F32) ((float *)gd)[i] = (float)v; else ((double *)gd)[i] = v;
     }
-    if (weft_program_feed(p, x, xd, nx * es) || weft_program_feed(p, go, gd, ng * es)) goto fail_data;
+    if (weft_exec_feed(p, x, xd, nx * es) || weft_exec_feed(p, go, gd, ng * es)) goto fail_data;
     double *ms = malloc((size_t)iters * sizeof *ms);
     for (int k = 0; k < 2; k++) /* warm-up */
-        if (weft_program_run(p)) goto fail_ms;
+        if (weft_exec_run(p)) goto fail_ms;
     for (int k = 0; k < iters; k++) {
         double t0 = now_ms();
-        if (weft_program_run(p)) goto fail_ms;
+        if (weft_exec_run(p)) goto fail_ms;
         ms[k] = now_ms() - t0;
     }
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
@@ -121,14 +121,14 @@ int weft_cmd_bench(int argc, char **argv) {
         int64_t in_l = l == 0 ? I : (bi ? 2 : 1) * H;
         flops += (bi ? 2 : 1) * 6.0 * (double)T * (double)B * (double)(in_l + H) * G * (double)H;
     }
-    const weft_compile_report *rep = weft_program_report(p);
+    const weft_compile_report *rep = weft_exec_report(p);
     if (json) {
         printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
                "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
                "\"peak_bytes\": %lld, \"nodes\": %d}\n",
                cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med,
                flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes,
-               weft_graph_node_count(weft_program_graph(p)));
+               weft_graph_node_count(weft_exec_graph(p)));
     } else {
         weft_compile_report_print(rep, stdout);
         printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d), %.2f GFLOP/s\n", cell_name,
@@ -143,7 +143,7 @@ fail_data:
     free(gd);
 fail:
     if (rc) fprintf(stderr, "weft bench: %s\n", weft_last_error());
-    weft_program_free(p);
+    weft_exec_free(p);
     weft_rnn_free(r);
     weft_graph_free(g);
     weft_cell_free(cell);

@@ -1,9 +1,9 @@
 /* weft — the graph compiler and the program that runs its result.
  *
- * weft_program_new copies the part of a graph that the outputs need, runs
+ * weft_exec_compile copies the part of a graph that the outputs need, runs
  * the passes (a named, ordered list; each can be disabled) on the copy, and
  * makes an executor for the result.  Feeding and reading use the ORIGINAL
- * graph's node ids, so a program drops in where a weft_exec was used.
+ * graph's node ids, so it drops in where weft_exec_new was used.
  * Parameters are shared with the original graph (updates are seen). */
 #ifndef WEFT_COMPILE_H
 #define WEFT_COMPILE_H
@@ -44,19 +44,16 @@ typedef struct weft_compile_report {
 /* The pass names in order, NULL-terminated. */
 const char *const *weft_pass_names(void);
 
-typedef struct weft_program weft_program;
-weft_program *weft_program_new(weft_graph *g, const weft_node *outputs, int n,
-                               const weft_compile_options *opt);
-void weft_program_free(weft_program *p);
-weft_status weft_program_feed(weft_program *p, weft_node input, const void *data, size_t bytes);
-weft_status weft_program_run(weft_program *p);
-weft_status weft_program_read(weft_program *p, weft_node n, void *dst, size_t bytes);
-weft_status weft_program_value(weft_program *p, weft_node n, weft_tensor *out);
-uint64_t weft_program_counter(const weft_program *p);
-void weft_program_set_counter(weft_program *p, uint64_t c);
-/* The optimized graph (for drawing) and what the passes did. */
-const weft_graph *weft_program_graph(const weft_program *p);
-const weft_compile_report *weft_program_report(const weft_program *p);
+/* Compile the part of g that `outputs` need and make an executor for the
+ * result.  It is used exactly like one from weft_exec_new — feed, run, read
+ * and value take g's node ids — and gives the same numbers (f64: to
+ * rounding of the reordered sums, <= 1e-12 relative).  NULL on error. */
+weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n,
+                             const weft_compile_options *opt);
+/* The optimized graph (for drawing) and what the passes did; for an
+ * executor from weft_exec_new, the graph itself and an empty report. */
+const weft_graph *weft_exec_graph(const weft_exec *e);
+const weft_compile_report *weft_exec_report(const weft_exec *e);
 /* Print the report as a table. */
 void weft_compile_report_print(const weft_compile_report *r, FILE *f);
 

@@ -1,0 +1,97 @@
+/* Memory planning: liveness over the schedule (index order) and buffer
+ * reuse.  A value's buffer is free again after the last node that reads it
+ * (directly or through views of it) has run; outputs and fed inputs are
+ * never reused.  Best fit among free blocks, else a new block. */
+#include <string.h>
+
+#include "op.h"
+#include "plan.h"
+
+void weft_plan_free(weft_plan *p) {
+    free(p->block_bytes);
+    free(p->block_of);
+    free(p->is_view);
+    memset(p, 0, sizeof *p);
+}
+
+weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, const weft_node *outs, int n_out,
+                           int reuse, weft_plan *p) {
+    static char base[64]; /* views are simulated on fake addresses: only strides matter */
+    memset(p, 0, sizeof *p);
+    p->block_of = malloc((size_t)(N ? N : 1) * sizeof *p->block_of);
+    p->is_view = calloc((size_t)(N ? N : 1), 1);
+    p->block_bytes = malloc((size_t)(N ? N : 1) * sizeof *p->block_bytes);
+    weft_tensor *t = calloc((size_t)(N ? N : 1), sizeof *t);
+    int *owner = malloc((size_t)(N ? N : 1) * sizeof *owner), *last = malloc((size_t)(N ? N : 1) * sizeof *last);
+    uint8_t *block_free = calloc((size_t)(N ? N : 1), 1);
+    int *ends_head = malloc((size_t)(N ? N : 1) * sizeof *ends_head), *ends_next = malloc((size_t)(N ? N : 1) * sizeof *ends_next);
+    weft_status st = WEFT_OK;
+    if (!p->block_of || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
+        st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
+        goto done;
+    }
+    /* Views, and the owner of every value's storage. */
+    for (int i = 0; i < N; i++) {
+        const weft_node_rec *r = &g->nodes[i];
+        p->block_of[i] = -1;
+        owner[i] = i;
+        last[i] = -1;
+        ends_head[i] = -1;
+        if (!needed[i]) continue;
+        t[i] = (weft_tensor){base, r->dtype, r->shape, {0}};
+        weft_tensor_contiguous_strides(&r->shape, t[i].stride);
+        if (r->kind == WEFT_NODE_OP && (weft_ops[r->op].flags & WEFT_OPF_VIEW)) {
+            weft_tensor v, in0 = t[weft_in_of(g, i, 0)];
+            if (weft_ops[r->op].view(&v, &in0, &r->attr)) {
+                p->is_view[i] = 1;
+                t[i] = v;
+                owner[i] = owner[weft_in_of(g, i, 0)];
+            }
+        }
+    }
+    /* Last reader of each owner's storage. */
+    for (int i = 0; i < N; i++) {
+        if (!needed[i]) continue;
+        const weft_node_rec *r = &g->nodes[i];
+        for (int k = 0; k < r->n_in; k++) {
+            int o = owner[weft_in_of(g, i, k)];
+            if (last[o] < i) last[o] = i;
+        }
+    }
+    for (int k = 0; k < n_out; k++) last[owner[outs[k]]] = N; /* survives the run */
+    for (int i = 0; i < N; i++)
+        if (needed[i] && owner[i] == i && last[i] >= 0 && last[i] < N) {
+            ends_next[i] = ends_head[last[i]];
+            ends_head[last[i]] = i;
+        }
+    /* Assign blocks in schedule order. */
+    for (int i = 0; i < N; i++) {
+        const weft_node_rec *r = &g->nodes[i];
+        if (!needed[i] || p->is_view[i] || r->kind == WEFT_NODE_PARAM || r->kind == WEFT_NODE_CONST) goto release;
+        size_t bytes = (size_t)weft_shape_numel(r->shape) * weft_dtype_size(r->dtype);
+        if (!bytes) bytes = 1;
+        p->unplanned_bytes += (int64_t)bytes;
+        int best = -1;
+        if (reuse && r->kind == WEFT_NODE_OP)
+            for (int b = 0; b < p->n_blocks; b++)
+                if (block_free[b] && p->block_bytes[b] >= bytes &&
+                    (best < 0 || p->block_bytes[b] < p->block_bytes[best]))
+                    best = b;
+        if (best < 0) {
+            best = p->n_blocks++;
+            p->block_bytes[best] = bytes;
+            p->peak_bytes += (int64_t)bytes;
+        }
+        block_free[best] = 0;
+        p->block_of[i] = best;
+    release:
+        /* Values whose last reader is node i: their blocks are free now.
+         * Inputs (fed before the run) keep theirs. */
+        for (int o = ends_head[i]; o != -1; o = ends_next[o])
+            if (p->block_of[o] >= 0 && g->nodes[o].kind == WEFT_NODE_OP) block_free[p->block_of[o]] = 1;
+    }
+done:
+    free(t); free(owner); free(last); free(block_free); free(ends_head); free(ends_next);
+    if (st) weft_plan_free(p);
+    return st;
+}
