@@ -1,15 +1,20 @@
 /* weft — the training loop and its checkpoints (see include/weft/train.h).
  *
- * One executor runs training steps (loss, metrics, gradients, carried
- * states); a second, made on first use, runs evaluation (loss and metrics
- * only, so no backward work).  Both read the parameters the graph owns, so
- * an update is seen by both.  The training executor's run counter keys the
- * dropout masks; it is saved, so a resumed run draws the same masks. */
+ * Each head (a loss over the shared parameters: head 0 is the config's,
+ * more come from weft_trainer_add_head, e.g. one per bucket length) has one
+ * executor for training steps (loss, metrics, gradients, carried states)
+ * and a second, made on first use, for evaluation (loss and metrics only,
+ * so no backward work).  All read the parameters the graph owns, so an
+ * update is seen by all, and one optimizer updates them.  The training
+ * executors' run counters key the dropout masks; they are saved, so a
+ * resumed run draws the same masks. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "weft/compile.h"
+#include "weft/numerics.h"
 #include "weft/safetensors.h"
 #include "weft/train.h"
 
@@ -22,18 +27,28 @@ typedef struct carry {
     size_t bytes;
 } carry;
 
+typedef struct head {
+    weft_node loss;
+    weft_node metrics[WEFT_TRAIN_MAX_METRICS];
+    int num_metrics;
+    weft_node *grads;           /* of every parameter */
+    weft_exec *train, *eval;
+} head;
+
 struct weft_trainer {
     weft_graph *g;
-    weft_train_config cfg;
-    weft_node metrics[WEFT_TRAIN_MAX_METRICS];
+    weft_train_config cfg;      /* metrics, carry_in/out not kept: see heads, carry */
     int np;
-    weft_node *params, *grads;
+    weft_node *params;
     void **gbuf;                /* one gradient buffer per parameter */
     carry *carry;
     weft_optim *optim;
-    weft_exec *train, *eval;
+    head *heads;
+    int nheads;
     weft_rng rng;
     int64_t steps, epoch;
+    char **meta;                /* key, value, key, value, ... (weft_trainer_set_meta) */
+    int nmeta;
 };
 
 static size_t node_bytes(const weft_graph *g, weft_node n) {
@@ -42,17 +57,72 @@ static size_t node_bytes(const weft_graph *g, weft_node n) {
 
 void weft_trainer_free(weft_trainer *t) {
     if (!t) return;
-    weft_exec_free(t->train);
-    weft_exec_free(t->eval);
+    for (int h = 0; h < t->nheads; h++) {
+        weft_exec_free(t->heads[h].train);
+        weft_exec_free(t->heads[h].eval);
+        free(t->heads[h].grads);
+    }
+    free(t->heads);
     for (int i = 0; t->gbuf && i < t->np; i++) free(t->gbuf[i]);
     for (int i = 0; t->carry && i < t->cfg.num_carry; i++) free(t->carry[i].data);
     free(t->gbuf);
     free(t->carry);
     free(t->params);
-    free(t->grads);
     weft_optim_free(t->optim);
+    for (int i = 0; i < 2 * t->nmeta; i++) free(t->meta[i]);
+    free(t->meta);
     free(t);
 }
+
+/* Differentiates `loss` with respect to every parameter and plans its
+ * training executor: loss, metrics, gradients, and carried states. */
+static weft_status add_head(weft_trainer *t, weft_node loss, const weft_node *metrics,
+                            int num_metrics, const weft_node *carry_out, int *index) {
+    weft_graph *g = t->g;
+    if (loss == WEFT_NONE || weft_shape_numel(weft_node_shape(g, loss)) != 1)
+        return weft_error(WEFT_ERR_SHAPE, "trainer: the loss must be a scalar");
+    if (num_metrics < 0 || num_metrics > WEFT_TRAIN_MAX_METRICS)
+        return weft_error(WEFT_ERR_ARG, "trainer: %d metrics (at most %d)", num_metrics,
+                          WEFT_TRAIN_MAX_METRICS);
+    head *hs = realloc(t->heads, sizeof *hs * (size_t)(t->nheads + 1));
+    if (!hs) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    t->heads = hs;
+    head *h = &hs[t->nheads];
+    memset(h, 0, sizeof *h);
+    h->loss = loss;
+    h->num_metrics = num_metrics;
+    for (int i = 0; i < num_metrics; i++) h->metrics[i] = metrics[i];
+    if (!(h->grads = calloc((size_t)t->np + 1, sizeof *h->grads)))
+        return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    t->nheads++; /* owned from here: freed with the trainer */
+    weft_status s = weft_grad(g, loss, t->params, t->np, h->grads);
+    if (s) return s;
+    int nc = carry_out ? t->cfg.num_carry : 0;
+    int nout = 1 + num_metrics + t->np + nc, k = 0;
+    weft_node *outs = malloc(sizeof *outs * (size_t)nout);
+    if (!outs) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+    outs[k++] = loss;
+    for (int i = 0; i < num_metrics; i++) outs[k++] = metrics[i];
+    for (int i = 0; i < t->np; i++) outs[k++] = h->grads[i];
+    for (int i = 0; i < nc; i++) outs[k++] = carry_out[i];
+    if (!(h->train = weft_exec_compile(g, outs, nout, NULL)))
+        s = weft_error(WEFT_ERR_GRAPH, "trainer: cannot plan the graph: %s", weft_last_error());
+    free(outs);
+    if (!s) *index = t->nheads - 1;
+    return s;
+}
+
+weft_status weft_trainer_add_head(weft_trainer *t, weft_node loss, const weft_node *metrics,
+                                  int num_metrics, int *index) {
+    if (t->cfg.num_carry > 0)
+        return weft_error(WEFT_ERR_UNSUPPORTED, "trainer: more heads with carried state");
+    if (weft_graph_status(t->g))
+        return weft_error(weft_graph_status(t->g), "trainer: the model failed to build: %s",
+                          weft_graph_error(t->g));
+    return add_head(t, loss, metrics, num_metrics, NULL, index);
+}
+
+int weft_trainer_num_heads(const weft_trainer *t) { return t->nheads; }
 
 weft_status weft_trainer_new(weft_graph *g, const weft_train_config *cfg, weft_trainer **out) {
     *out = NULL;
@@ -77,22 +147,20 @@ weft_status weft_trainer_new(weft_graph *g, const weft_train_config *cfg, weft_t
     if (!t) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
     t->g = g;
     t->cfg = *cfg;
-    for (int i = 0; i < cfg->num_metrics; i++) t->metrics[i] = cfg->metrics[i];
-    t->cfg.metrics = t->metrics;
+    t->cfg.metrics = NULL; /* the caller's arrays are not kept */
+    t->cfg.carry_in = t->cfg.carry_out = NULL;
     t->rng = weft_rng_make(cfg->seed);
     t->np = weft_graph_params(g, NULL, 0);
     int np = t->np;
     t->params = calloc((size_t)np + 1, sizeof *t->params);
-    t->grads = calloc((size_t)np + 1, sizeof *t->grads);
     t->gbuf = calloc((size_t)np + 1, sizeof *t->gbuf);
     t->carry = calloc((size_t)cfg->num_carry + 1, sizeof *t->carry);
-    if (!t->params || !t->grads || !t->gbuf || !t->carry) {
+    if (!t->params || !t->gbuf || !t->carry) {
         weft_trainer_free(t);
         return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
     }
     weft_graph_params(g, t->params, np);
-    if ((s = weft_grad(g, cfg->loss, t->params, np, t->grads)) ||
-        (s = weft_optim_new(&cfg->optim, &t->optim))) {
+    if ((s = weft_optim_new(&cfg->optim, &t->optim))) {
         weft_trainer_free(t);
         return s;
     }
@@ -113,23 +181,8 @@ weft_status weft_trainer_new(weft_graph *g, const weft_train_config *cfg, weft_t
         if (!(c->data = calloc(1, c->bytes + 1)))
             s = weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
     }
-    t->cfg.carry_in = t->cfg.carry_out = NULL; /* the caller's arrays are not kept */
-
-    /* outputs: loss, metrics, gradients, carried states */
-    int nout = 1 + cfg->num_metrics + np + cfg->num_carry;
-    weft_node *outs = malloc(sizeof *outs * (size_t)nout);
-    if (!s && !outs) s = weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
-    if (!s) {
-        int k = 0;
-        outs[k++] = cfg->loss;
-        for (int i = 0; i < cfg->num_metrics; i++) outs[k++] = cfg->metrics[i];
-        for (int i = 0; i < np; i++) outs[k++] = t->grads[i];
-        for (int i = 0; i < cfg->num_carry; i++) outs[k++] = cfg->carry_out[i];
-        if (!(t->train = weft_exec_new(g, outs, nout)))
-            s = weft_error(WEFT_ERR_GRAPH, "trainer: cannot plan the graph: %s",
-                           weft_last_error());
-    }
-    free(outs);
+    int id;
+    if (!s) s = add_head(t, cfg->loss, cfg->metrics, cfg->num_metrics, cfg->carry_out, &id);
     if (s) {
         weft_trainer_free(t);
         return s;
@@ -145,15 +198,9 @@ static weft_status feed_flag(weft_exec *e, const weft_graph *g, weft_node flag, 
     int32_t i = (int32_t)v;
     weft_dtype t = weft_node_dtype(g, flag);
     const void *p = t == WEFT_F64 ? (const void *)&d : t == WEFT_F32 ? (const void *)&f : &i;
-    weft_status s = weft_exec_feed(e, flag, p, weft_dtype_size(t));
-    /* A model without dropout does not read the flag, and the executor
-     * refuses data for a node it does not compute: that is no error here.
-     * (Wanted: weft_exec_uses(e, node) to ask instead of trying.) */
-    if (s == WEFT_ERR_ARG) {
-        weft_error_clear();
-        s = WEFT_OK;
-    }
-    return s;
+    /* a model without dropout does not read the flag */
+    if (!weft_exec_uses(e, flag)) return WEFT_OK;
+    return weft_exec_feed(e, flag, p, weft_dtype_size(t));
 }
 
 static weft_status feed_all(weft_exec *e, const weft_feed *feeds, int n) {
@@ -171,47 +218,89 @@ static weft_status read_scalar(weft_exec *e, weft_node n, double *v) {
     return s;
 }
 
-static weft_status read_results(weft_trainer *t, weft_exec *e, weft_train_result *r) {
+static weft_status read_results(const head *h, weft_exec *e, weft_train_result *r) {
     weft_train_result tmp;
     if (!r) r = &tmp;
     memset(r, 0, sizeof *r);
-    weft_status s = read_scalar(e, t->cfg.loss, &r->loss);
-    for (int i = 0; i < t->cfg.num_metrics && !s; i++)
-        s = read_scalar(e, t->metrics[i], &r->metrics[i]);
+    weft_status s = read_scalar(e, h->loss, &r->loss);
+    for (int i = 0; i < h->num_metrics && !s; i++)
+        s = read_scalar(e, h->metrics[i], &r->metrics[i]);
     return s;
 }
 
-static int all_finite(const void *data, weft_dtype t, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        double v = t == WEFT_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
-        if (!isfinite(v)) return 0;
+static weft_status check_head(const weft_trainer *t, int index) {
+    if (index < 0 || index >= t->nheads)
+        return weft_error(WEFT_ERR_ARG, "trainer: no head %d (it has %d)", index, t->nheads);
+    return WEFT_OK;
+}
+
+/* A non-finite loss or gradient: the message also names the node where
+ * the first NaN/Inf appeared (core/numerics.c), not just "loss is nan".
+ * The compiled step reorders work (batched GEMMs, fused regions), so the
+ * step is replayed on the reference executor, in the model's own order,
+ * with the same inputs and dropout draws, to find where it started. */
+static weft_status numeric_error(weft_trainer *t, const head *h, const weft_feed *feeds, int n,
+                                 const char *what) {
+    char first[1024] = "every value the step computed is finite";
+    weft_node *outs = malloc(sizeof *outs * (size_t)(1 + t->np));
+    weft_exec *ref = NULL;
+    if (outs) {
+        outs[0] = h->loss;
+        for (int i = 0; i < t->np; i++) outs[1 + i] = h->grads[i];
+        ref = weft_exec_new(t->g, outs, 1 + t->np);
+        free(outs);
     }
-    return 1;
+    if (ref) {
+        weft_exec_set_counter(ref, weft_exec_counter(h->train) - 1); /* the run that failed */
+        weft_status s = feed_flag(ref, t->g, t->cfg.train_flag, 1.0);
+        for (int i = 0; i < t->cfg.num_carry && !s; i++)
+            if (weft_exec_uses(ref, t->carry[i].in))
+                s = weft_exec_feed(ref, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
+        for (int i = 0; i < n && !s; i++)
+            if (weft_exec_uses(ref, feeds[i].node)) s = weft_exec_feed(ref, feeds[i].node, feeds[i].data, feeds[i].bytes);
+        if (!s) s = weft_exec_run(ref);
+        if (!s && weft_exec_check_finite(ref, t->g, NULL)) snprintf(first, sizeof first, "%s", weft_last_error());
+        weft_exec_free(ref);
+    }
+    return weft_error(WEFT_ERR_NUMERIC, "trainer: step %" PRId64 ": %s; %s", t->steps, what, first);
 }
 
 weft_status weft_trainer_step(weft_trainer *t, const weft_feed *feeds, int n,
                               weft_train_result *r) {
+    return weft_trainer_step_head(t, 0, feeds, n, r);
+}
+
+weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *feeds, int n,
+                                   weft_train_result *r) {
     weft_graph *g = t->g;
-    weft_status s = feed_flag(t->train, g, t->cfg.train_flag, 1.0);
+    weft_status s = check_head(t, index);
+    if (s) return s;
+    head *h = &t->heads[index];
+    weft_exec *e = h->train;
+    s = feed_flag(e, g, t->cfg.train_flag, 1.0);
     for (int i = 0; i < t->cfg.num_carry && !s; i++)
-        s = weft_exec_feed(t->train, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
-    if (!s) s = feed_all(t->train, feeds, n);
-    if (!s) s = weft_exec_run(t->train);
+        s = weft_exec_feed(e, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
+    if (!s) s = feed_all(e, feeds, n);
+    if (!s) s = weft_exec_run(e);
     weft_train_result tmp;
     if (!r) r = &tmp;
-    if (!s) s = read_results(t, t->train, r);
+    if (!s) s = read_results(h, e, r);
     for (int i = 0; i < t->np && !s; i++)
-        s = weft_exec_read(t->train, t->grads[i], t->gbuf[i], node_bytes(g, t->params[i]));
+        s = weft_exec_read(e, h->grads[i], t->gbuf[i], node_bytes(g, t->params[i]));
     if (s) return s;
 
-    if (!isfinite(r->loss))
-        return weft_error(WEFT_ERR_NUMERIC, "trainer: step %" PRId64 ": the loss is %g",
-                          t->steps, r->loss);
+    char what[3 * WEFT_NAME_MAX];
+    if (!isfinite(r->loss)) {
+        snprintf(what, sizeof what, "the loss is %s", isnan(r->loss) ? "NaN" : "infinite");
+        return numeric_error(t, h, feeds, n, what);
+    }
     for (int i = 0; i < t->np; i++)
-        if (!all_finite(t->gbuf[i], weft_node_dtype(g, t->params[i]),
-                        weft_shape_numel(weft_node_shape(g, t->params[i]))))
-            return weft_error(WEFT_ERR_NUMERIC, "trainer: step %" PRId64 ": the gradient of "
-                              "'%s' is not finite", t->steps, weft_node_name(g, t->params[i]));
+        if (!weft_all_finite(t->gbuf[i], weft_node_dtype(g, t->params[i]),
+                             weft_shape_numel(weft_node_shape(g, t->params[i])))) {
+            snprintf(what, sizeof what, "the gradient of '%s' is not finite",
+                     weft_node_name(g, t->params[i]));
+            return numeric_error(t, h, feeds, n, what);
+        }
     double norm = 0;
     if (t->cfg.clip_norm > 0) {
         if ((s = weft_clip_grad_norm(t->optim, t->gbuf, t->cfg.clip_norm, &norm))) return s;
@@ -220,32 +309,42 @@ weft_status weft_trainer_step(weft_trainer *t, const weft_feed *feeds, int n,
     if ((s = weft_optim_step(t->optim, t->gbuf))) return s;
     /* the state after this batch starts the next one */
     for (int i = 0; i < t->cfg.num_carry && !s; i++)
-        s = weft_exec_read(t->train, t->carry[i].out, t->carry[i].data, t->carry[i].bytes);
+        s = weft_exec_read(e, t->carry[i].out, t->carry[i].data, t->carry[i].bytes);
     t->steps++;
     return s;
 }
 
 weft_status weft_trainer_eval(weft_trainer *t, const weft_feed *feeds, int n,
                               weft_train_result *r) {
+    return weft_trainer_eval_head(t, 0, feeds, n, r);
+}
+
+weft_status weft_trainer_eval_head(weft_trainer *t, int index, const weft_feed *feeds, int n,
+                                   weft_train_result *r) {
     weft_graph *g = t->g;
-    if (!t->eval) {
+    weft_status s = check_head(t, index);
+    if (s) return s;
+    head *h = &t->heads[index];
+    if (!h->eval) {
         weft_node outs[1 + WEFT_TRAIN_MAX_METRICS];
-        outs[0] = t->cfg.loss;
-        for (int i = 0; i < t->cfg.num_metrics; i++) outs[1 + i] = t->metrics[i];
-        if (!(t->eval = weft_exec_new(g, outs, 1 + t->cfg.num_metrics)))
+        outs[0] = h->loss;
+        for (int i = 0; i < h->num_metrics; i++) outs[1 + i] = h->metrics[i];
+        if (!(h->eval = weft_exec_compile(g, outs, 1 + h->num_metrics, NULL)))
             return weft_error(WEFT_ERR_GRAPH, "trainer: cannot plan evaluation: %s",
                               weft_last_error());
     }
-    weft_status s = feed_flag(t->eval, g, t->cfg.train_flag, 0.0);
+    weft_exec *e = h->eval;
+    s = feed_flag(e, g, t->cfg.train_flag, 0.0);
     for (int i = 0; i < t->cfg.num_carry && !s; i++) {
         void *z = calloc(1, t->carry[i].bytes + 1);
         if (!z) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
-        s = weft_exec_feed(t->eval, t->carry[i].in, z, t->carry[i].bytes);
+        if (weft_exec_uses(e, t->carry[i].in))
+            s = weft_exec_feed(e, t->carry[i].in, z, t->carry[i].bytes);
         free(z);
     }
-    if (!s) s = feed_all(t->eval, feeds, n);
-    if (!s) s = weft_exec_run(t->eval);
-    if (!s) s = read_results(t, t->eval, r);
+    if (!s) s = feed_all(e, feeds, n);
+    if (!s) s = weft_exec_run(e);
+    if (!s) s = read_results(h, e, r);
     return s;
 }
 
@@ -264,6 +363,41 @@ int64_t weft_trainer_epoch(const weft_trainer *t) { return t->epoch; }
 double weft_trainer_lr(const weft_trainer *t) { return weft_optim_lr(t->optim); }
 weft_rng *weft_trainer_rng(weft_trainer *t) { return &t->rng; }
 weft_optim *weft_trainer_optim(weft_trainer *t) { return t->optim; }
+
+/* The metadata keys the checkpoint itself writes. */
+static const char *const own_keys[] = {
+    "format", "version", "optimizer", "step", "epoch", "optim_steps", "lr", "exec_counter",
+    "rng_seed", "rng_counter", "sched_last_epoch", "sched_lr", NULL};
+
+weft_status weft_trainer_set_meta(weft_trainer *t, const char *key, const char *value) {
+    if (!key || !*key || !value)
+        return weft_error(WEFT_ERR_ARG, "checkpoint metadata: no key or value");
+    for (const char *const *k = own_keys; *k; k++)
+        if (!strcmp(*k, key))
+            return weft_error(WEFT_ERR_ARG, "checkpoint metadata: '%s' is the trainer's own key",
+                              key);
+    char *v = strdup(value);
+    if (!v) return weft_error(WEFT_ERR_NOMEM, "checkpoint metadata: out of memory");
+    for (int i = 0; i < t->nmeta; i++)
+        if (!strcmp(t->meta[2 * i], key)) {
+            free(t->meta[2 * i + 1]);
+            t->meta[2 * i + 1] = v;
+            return WEFT_OK;
+        }
+    char *k = strdup(key);
+    char **m = realloc(t->meta, sizeof *m * (size_t)(2 * t->nmeta + 2));
+    if (!k || !m) {
+        free(k);
+        free(v);
+        if (m) t->meta = m;
+        return weft_error(WEFT_ERR_NOMEM, "checkpoint metadata: out of memory");
+    }
+    t->meta = m;
+    m[2 * t->nmeta] = k;
+    m[2 * t->nmeta + 1] = v;
+    t->nmeta++;
+    return WEFT_OK;
+}
 
 /* ------------------------------------------------------------ checkpoints
  * Tensors: every parameter under its name, "optim.<param>.<slot>" (F64),
@@ -313,11 +447,17 @@ weft_status weft_trainer_save(weft_trainer *t, const char *path) {
     if (!s) s = meta_u64(w, "epoch", (uint64_t)t->epoch);
     if (!s) s = meta_u64(w, "optim_steps", (uint64_t)weft_optim_steps(t->optim));
     if (!s) s = meta_f64(w, "lr", weft_optim_lr(t->optim));
-    if (!s) s = meta_u64(w, "exec_counter", weft_exec_counter(t->train));
+    if (!s) s = meta_u64(w, "exec_counter", weft_exec_counter(t->heads[0].train));
+    for (int h = 1; h < t->nheads && !s; h++) {
+        snprintf(name, sizeof name, "exec_counter.%d", h);
+        s = meta_u64(w, name, weft_exec_counter(t->heads[h].train));
+    }
     if (!s) s = meta_u64(w, "rng_seed", t->rng.seed);
     if (!s) s = meta_u64(w, "rng_counter", t->rng.counter);
     if (!s) s = meta_u64(w, "sched_last_epoch", (uint64_t)t->cfg.sched.last_epoch);
     if (!s) s = meta_f64(w, "sched_lr", t->cfg.sched.lr);
+    for (int i = 0; i < t->nmeta && !s; i++)
+        s = weft_st_writer_meta(w, t->meta[2 * i], t->meta[2 * i + 1]);
     if (!s) s = weft_st_writer_save(w, path);
     weft_st_writer_free(w);
     return s;
@@ -362,6 +502,13 @@ weft_status weft_trainer_load(weft_trainer *t, const char *path) {
     if (!s) s = get_meta(f, path, "sched_last_epoch", 0, &last, NULL);
     if (!s) s = get_meta(f, path, "lr", 1, NULL, &lr);
     if (!s) s = get_meta(f, path, "sched_lr", 1, NULL, &slr);
+    uint64_t *counters = calloc((size_t)t->nheads, sizeof *counters);
+    if (!s && !counters) s = weft_error(WEFT_ERR_NOMEM, "checkpoint: out of memory");
+    for (int h = 1; h < t->nheads && !s; h++) {
+        char key[32];
+        snprintf(key, sizeof key, "exec_counter.%d", h);
+        s = get_meta(f, path, key, 0, &counters[h], NULL);
+    }
     /* on an error below the trainer is partly restored: load it again or
      * discard it */
     char name[3 * WEFT_NAME_MAX];
@@ -385,12 +532,14 @@ weft_status weft_trainer_load(weft_trainer *t, const char *path) {
         t->epoch = (int64_t)epoch;
         weft_optim_set_steps(t->optim, (int64_t)osteps);
         weft_optim_set_lr(t->optim, lr);
-        weft_exec_set_counter(t->train, counter);
+        weft_exec_set_counter(t->heads[0].train, counter);
+        for (int h = 1; h < t->nheads; h++) weft_exec_set_counter(t->heads[h].train, counters[h]);
         t->rng.seed = seed;
         t->rng.counter = rc;
         t->cfg.sched.last_epoch = (int64_t)last;
         t->cfg.sched.lr = slr;
     }
+    free(counters);
     weft_st_free(f);
     return s;
 }

@@ -65,7 +65,8 @@ typedef struct viz {
     weft_site *eff;     /* effective site per node */
     int L, D;           /* layers and directions seen */
     int *T;             /* steps per (layer, direction): T[l*D + d] */
-    int *drawn;         /* node -> drawn id (node index, or N + elision) or -1 */
+    int *drawn;         /* node -> drawn id: a node index, or N + 2*(l*D+d) + backward for an
+                         * elision node; -1 = not drawn */
     int *folded;        /* drawn id -> how many graph nodes it stands for */
     double *ms;         /* drawn id -> summed time (profile) */
     double *bytes;      /* drawn id -> summed output bytes */
@@ -154,7 +155,7 @@ static void map_collapsed(viz *v) {
         v->drawn[i] = i;
         if (K <= 0 || s.step < 0 || s.dir < 0) continue;
         int T = v->T[ld_of(v, s)];
-        if (s.step >= K && s.step < T - 1) v->drawn[i] = v->N + ld_of(v, s);
+        if (s.step >= K && s.step < T - 1) v->drawn[i] = v->N + 2 * ld_of(v, s) + v->g->nodes[i].backward;
     }
 }
 
@@ -226,7 +227,7 @@ static cpath path_of(const viz *v, int id) {
     }
     weft_site s;
     if (is_elision(v, id)) {
-        int ld = id - v->N;
+        int ld = (id - v->N) / 2;
         s = (weft_site){(int16_t)(ld / v->D), (int16_t)(ld % v->D), -1};
     } else {
         s = v->eff[id];
@@ -239,7 +240,11 @@ static cpath path_of(const viz *v, int id) {
         p.lvl[p.n] = 2; p.a[p.n] = s.layer; p.b[p.n] = s.dir; p.c[p.n] = 0; p.n++;
     }
     if (s.layer >= 0 && s.dir >= 0 && s.step >= 0) {
-        p.lvl[p.n] = 3; p.a[p.n] = s.layer; p.b[p.n] = s.dir; p.c[p.n] = s.step; p.n++;
+        /* a step's backward nodes get a cluster of their own: the forward
+         * steps then read down in time, the backward ones back up */
+        p.lvl[p.n] = 3; p.a[p.n] = s.layer; p.b[p.n] = s.dir;
+        p.c[p.n] = 2 * s.step + (is_elision(v, id) ? 0 : v->g->nodes[id].backward);
+        p.n++;
     }
     if (!is_elision(v, id) && v->o.group && v->o.group[id] >= 0 && v->o.group[id] < v->o.n_groups) {
         p.lvl[p.n] = 4; p.a[p.n] = v->o.group[id]; p.b[p.n] = p.c[p.n] = 0; p.n++;
@@ -289,16 +294,18 @@ static void open_cluster(const viz *v, FILE *f, const cpath *p, int k, int depth
         fprintf(f, "cluster_l%d_d%d {\n%*slabel=\"%s\"; style=\"rounded\"; color=\"#a0a0a0\";\n", p->a[k],
                 p->b[k], 2 * depth + 2, "", p->b[k] ? "reverse" : "forward");
         break;
-    case 3:
+    case 3: {
+        int t = p->c[k] / 2, bwd = p->c[k] % 2;
         if (v->o.rolled)
-            snprintf(lab, sizeof lab, "cell (drawn at t=%d, stands for %d steps)", p->c[k],
-                     v->T[p->a[k] * v->D + p->b[k]]);
+            snprintf(lab, sizeof lab, "%s (drawn at t=%d, stands for %d steps)", bwd ? "cell backward" : "cell",
+                     t, v->T[p->a[k] * v->D + p->b[k]]);
         else
-            snprintf(lab, sizeof lab, "t=%d", p->c[k]);
-        fprintf(f, "cluster_l%d_d%d_t%d {\n%*slabel=\"%s\"; style=\"rounded,filled\"; "
-                   "fillcolor=\"#f6f7fa\"; color=\"#b0b8c8\";\n", p->a[k], p->b[k], p->c[k], 2 * depth + 2,
-                "", lab);
+            snprintf(lab, sizeof lab, "t=%d%s", t, bwd ? " backward" : "");
+        fprintf(f, "cluster_l%d_d%d_t%d%s {\n%*slabel=\"%s\"; style=\"rounded,filled\"; "
+                   "fillcolor=\"%s\"; color=\"%s\";\n", p->a[k], p->b[k], t, bwd ? "_bwd" : "", 2 * depth + 2,
+                "", lab, bwd ? "#fff7ef" : "#f6f7fa", bwd ? "#e0b890" : "#b0b8c8");
         break;
+    }
     default:
         weft_dot_escape(v->o.group_label && v->o.group_label[p->a[k]] ? v->o.group_label[p->a[k]] : "fused",
                         lab, sizeof lab);
@@ -332,15 +339,22 @@ static void emit_node(const viz *v, FILE *f, int id, int depth) {
         heat(v->ms_max > 0 ? v->ms[id] / v->ms_max : 0, fill, sizeof fill);
     }
     if (is_elision(v, id)) {
-        int ld = id - v->N, T = v->T[ld], K = v->o.collapse;
-        fprintf(f, "%*se%d [shape=box, style=\"rounded,dashed%s\", color=\"#606060\", fontsize=11, "
-                   "label=\"... %d steps hidden ...\\n(t=%d to t=%d, %d nodes)%s\"%s%s%s];\n",
-                ind, "", ld, *prof ? ",filled" : "", T - 1 - K, K, T - 2, v->folded[id], prof,
+        int ld = (id - v->N) / 2, bwd = (id - v->N) % 2, T = v->T[ld], K = v->o.collapse;
+        fprintf(f, "%*se%d [shape=box, style=\"rounded,dashed%s\", color=\"%s\", fontsize=11, "
+                   "label=\"... %d %ssteps hidden ...\\n(t=%d to t=%d, %d nodes)%s\"%s%s%s];\n",
+                ind, "", id - v->N, *prof ? ",filled" : "", bwd ? "#c05000" : "#606060", T - 1 - K,
+                bwd ? "backward " : "", K, T - 2, v->folded[id], prof,
                 *prof ? ", fillcolor=\"" : "", *prof ? fill : "", *prof ? "\"" : "");
         return;
     }
     const weft_node_rec *r = &v->g->nodes[id];
     weft_dot_escape(r->name ? r->name : "", name, sizeof name);
+    /* an unnamed backward node says whose gradient it helps compute */
+    if (!*name && r->backward && r->grad_of >= 0 && v->g->nodes[r->grad_of].name) {
+        char esc[500];
+        weft_dot_escape(v->g->nodes[r->grad_of].name, esc, sizeof esc);
+        snprintf(name, sizeof name, "\u2202%s", esc);
+    }
     weft_shape_str(r->shape, sh, sizeof sh);
     note[0] = 0;
     if (v->o.node_note && v->o.node_note[id]) {
@@ -386,7 +400,8 @@ static weft_status emit(viz *v, FILE *f) {
         for (int d = open.n; d > common; d--) fprintf(f, "%*s}\n", 2 * d, "");
         for (int d = common; d < p.n; d++) {
             open_cluster(v, f, &p, d, d + 1);
-            if (p.lvl[d] == 3) v->st.step_clusters++;
+            if (p.lvl[d] == 3 && p.c[d] % 2 == 0) v->st.step_clusters++;
+            else if (p.lvl[d] == 3) v->st.backward_clusters++;
         }
         open = p;
         emit_node(v, f, id, p.n + 1);
@@ -463,7 +478,7 @@ weft_status weft_viz_write_dot(const weft_graph *g, FILE *f, const weft_viz_opti
         if (v.eff[i].layer + 1 > v.L) v.L = v.eff[i].layer + 1;
         if (v.eff[i].dir + 1 > v.D) v.D = v.eff[i].dir + 1;
     }
-    int nld = v.L * v.D, nid = N + nld;
+    int nld = v.L * v.D, nid = N + 2 * nld;
     v.T = calloc((size_t)nld, sizeof *v.T);
     v.folded = calloc((size_t)nid, sizeof *v.folded);
     v.ms = calloc((size_t)nid, sizeof *v.ms);
@@ -480,6 +495,12 @@ weft_status weft_viz_write_dot(const weft_graph *g, FILE *f, const weft_viz_opti
         map_collapsed(&v);
     }
 
+    for (int i = 0; i < N; i++) {
+        const weft_node_rec *r = &g->nodes[i];
+        if (v.o.hide_scalars && r->n_in == 0 && r->kind != WEFT_NODE_PARAM && r->kind != WEFT_NODE_INPUT &&
+            weft_shape_numel(r->shape) == 1)
+            v.drawn[i] = -1;
+    }
     for (int i = 0; i < N; i++) {
         int id = v.drawn[i];
         if (id < 0) continue;

@@ -22,6 +22,8 @@
 #define CL_MAX_CHUNK 64         /* parts of one chunk() */
 #define CL_MAX_ARGS 64          /* arguments of one call */
 #define CL_MAX_COEF ((int64_t)1 << 40) /* |coefficient| of a size */
+#define CL_MAX_STMTS 4096       /* statements, and names assigned */
+#define CL_MAX_WARNINGS 20      /* kept; the rest are counted */
 
 typedef struct cl_span {
     uint32_t off, len;          /* bytes into the source */
@@ -206,6 +208,7 @@ typedef struct cl_ctx {
     cl_tok *toks;
     int ntoks, cap_toks, pos;
     int depth;                  /* parser recursion */
+    int nwarnings;
 } cl_ctx;
 
 /* Arena: every allocation of one parse, freed at once. */
@@ -222,6 +225,10 @@ _Noreturn void cl_fail(cl_ctx *x, cl_span at, const char *hint, const char *fmt,
 /* Record a warning at `at` in cell->warnings. */
 void cl_warn(cl_ctx *x, cl_span at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* 1-based line and column (in characters) of a span's start; "line:col". */
+void cl_line_col(const cl_cell *c, cl_span at, int *line, int *col);
+char *cl_where(const cl_cell *c, cl_span at, char *buf, size_t n);
 
 /* Spans and names. */
 cl_span cl_span_join(cl_span a, cl_span b);

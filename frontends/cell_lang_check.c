@@ -7,6 +7,7 @@
  * pow()'s exponent and chunk()'s count are known. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cell_lang.h"
@@ -154,17 +155,6 @@ static int state_find(const cl_cell *c, cl_span name) {
     return -1;
 }
 
-/* "line:col" of an offset, for "first defined at" notes. */
-static char *where(const cl_cell *c, cl_span s, char *buf, size_t n) {
-    int line = 1, col = 1;
-    for (uint32_t i = 0; i < s.off && i < c->n; i++) {
-        if (c->text[i] == '\n') line++, col = 1;
-        else if (((unsigned char)c->text[i] & 0xc0) != 0x80) col++;
-    }
-    snprintf(buf, n, "%d:%d", line, col);
-    return buf;
-}
-
 /* Where else this name is declared, if anywhere: a hint for redefinitions. */
 static int declared_as(const cl_cell *c, cl_span name, char *hint, size_t n) {
     char at[32];
@@ -181,19 +171,19 @@ static int declared_as(const cl_cell *c, cl_span name, char *hint, size_t n) {
     int p = param_find(c, name);
     if (p >= 0) {
         snprintf(hint, n, "'%s' is a parameter declared at %s", s,
-                 where(c, c->params[p].name, at, sizeof at));
+                 cl_where(c, c->params[p].name, at, sizeof at));
         return 1;
     }
     int l = local_find(c, name, 0);
     if (l >= 0) {
         snprintf(hint, n, "'%s' was assigned at %s; every name is assigned once", s,
-                 where(c, c->locals[l].name, at, sizeof at));
+                 cl_where(c, c->locals[l].name, at, sizeof at));
         return 1;
     }
     return 0;
 }
 
-static void check_new_name(cl_ctx *x, cl_span name, const char *what) {
+static void check_new_name(cl_ctx *x, cl_span name) {
     cl_cell *c = x->cell;
     char s[64], hint[192];
     cl_span_str(c, name, s, sizeof s);
@@ -202,7 +192,6 @@ static void check_new_name(cl_ctx *x, cl_span name, const char *what) {
                 "'%s' is reserved", s);
     if (declared_as(c, name, hint, sizeof hint))
         cl_fail(x, name, hint, "redefinition of '%s'", s);
-    (void)what;
 }
 
 /* Every name visible at this point, for "did you mean". */
@@ -250,7 +239,7 @@ static void resolve(cl_ctx *x, cl_expr *e, int stmt) {
         int l = local_find(c, e->at, 1);
         if (l < 0) {
             const cl_target *t = assigned_later(c, stmt, e->at, 1);
-            if (t) snprintf(hint, sizeof hint, "%s' is assigned at %s", s, where(c, t->name, at, sizeof at));
+            if (t) snprintf(hint, sizeof hint, "%s' is assigned at %s", s, cl_where(c, t->name, at, sizeof at));
             else snprintf(hint, sizeof hint, "assign it first: %s' = ...", s);
             cl_fail(x, e->span, hint, "%s' is used before it is assigned", s);
         }
@@ -274,7 +263,7 @@ static void resolve(cl_ctx *x, cl_expr *e, int stmt) {
         } else {
             const cl_target *t = assigned_later(c, stmt, e->at, 0);
             if (t) {
-                snprintf(hint, sizeof hint, "'%s' is assigned at %s", s, where(c, t->name, at, sizeof at));
+                snprintf(hint, sizeof hint, "'%s' is assigned at %s", s, cl_where(c, t->name, at, sizeof at));
                 cl_fail(x, e->span, hint, "'%s' is used before it is assigned", s);
             }
             if (cl_builtin_find(s, strlen(s)) >= 0) {
@@ -642,18 +631,20 @@ static void check_assign(cl_ctx *x, int si) {
             int l = local_find(c, t->name, 1);
             if (l >= 0) {
                 snprintf(hint, sizeof hint, "%s' was assigned at %s; every name is assigned once", n,
-                         where(c, c->locals[l].name, at, sizeof at));
+                         cl_where(c, c->locals[l].name, at, sizeof at));
                 cl_fail(x, t->name, hint, "redefinition of %s'", n);
             }
             char what[96];
             snprintf(what, sizeof what, "the next value of state '%s'", n);
             need_bh(x, s->rhs, what, NULL);
         } else {
-            check_new_name(x, t->name, "name");
+            check_new_name(x, t->name);
             for (int j = 0; j < k; j++)
                 if (!s->targets[j].prime && cl_span_eq(c, s->targets[j].name, t->name))
                     cl_fail(x, t->name, NULL, "'%s' is assigned twice in one statement", n);
         }
+        if (c->nlocals == CL_MAX_STMTS)
+            cl_fail(x, t->name, NULL, "too many names (the limit is %d)", CL_MAX_STMTS);
         c->locals = cl_grow(x, c->locals, &c->cap_locals, c->nlocals + 1, sizeof *c->locals);
         cl_local *l = &c->locals[c->nlocals];
         memset(l, 0, sizeof *l);
@@ -680,7 +671,7 @@ static void check_params(cl_ctx *x) {
         for (int j = 0; j < i; j++)
             if (cl_span_eq(c, c->params[j].name, p->name)) {
                 snprintf(hint, sizeof hint, "'%s' is declared at %s", n,
-                         where(c, c->params[j].name, at, sizeof at));
+                         cl_where(c, c->params[j].name, at, sizeof at));
                 cl_fail(x, p->name, hint, "redefinition of '%s'", n);
             }
         if (cl_span_eq(c, c->input.name, p->name) || state_find(c, p->name) >= 0) {
@@ -745,7 +736,7 @@ void cl_check(cl_ctx *x) {
             if (c->output_stmt >= 0) {
                 char at[32], hint[64];
                 snprintf(hint, sizeof hint, "the output is declared at %s",
-                         where(c, c->stmts[c->output_stmt].span, at, sizeof at));
+                         cl_where(c, c->stmts[c->output_stmt].span, at, sizeof at));
                 cl_fail(x, s->span, hint, "a cell has one output");
             }
             check_expr(x, s->rhs, i, 0);
@@ -773,6 +764,18 @@ void cl_check(cl_ctx *x) {
         if (!c->locals[i].used && c->locals[i].state < 0)
             cl_warn(x, c->locals[i].name, "'%s' is assigned but never used",
                     cl_span_str(c, c->locals[i].name, n, sizeof n));
+    if (x->nwarnings > CL_MAX_WARNINGS) {
+        char more[96];
+        snprintf(more, sizeof more, "... and %d more warnings\n", x->nwarnings - CL_MAX_WARNINGS);
+        size_t k = strlen(more);
+        char *w = realloc(c->warnings, c->wlen + k + 1);
+        if (w) {
+            memcpy(w + c->wlen, more, k + 1);
+            c->warnings = w;
+            c->wlen += k;
+            c->wcap = c->wlen + 1;
+        }
+    }
     /* G in [G*H, I]: informational, the largest stacked [k*H, ...] block. */
     c->gates = 1;
     for (int i = 0; i < c->nparams; i++) {

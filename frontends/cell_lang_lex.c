@@ -119,6 +119,28 @@ static int count_chars(const char *t, size_t a, size_t b) {
 
 /* -------------------------------------------------------- diagnostics */
 
+/* Start of the line holding off; a byte order mark is no column. */
+static size_t line_start(const cl_cell *c, size_t off) {
+    size_t ls = off;
+    while (ls > 0 && c->text[ls - 1] != '\n') ls--;
+    if (ls == 0 && off >= 3 && !memcmp(c->text, "\xef\xbb\xbf", 3)) ls = 3;
+    return ls;
+}
+
+void cl_line_col(const cl_cell *c, cl_span at, int *line, int *col) {
+    size_t off = at.off <= c->n ? at.off : c->n, ls = line_start(c, off);
+    *line = 1;
+    for (size_t i = 0; i < ls; i++) *line += c->text[i] == '\n';
+    *col = count_chars(c->text, ls, off) + 1;
+}
+
+char *cl_where(const cl_cell *c, cl_span at, char *buf, size_t n) {
+    int line, col;
+    cl_line_col(c, at, &line, &col);
+    snprintf(buf, n, "%d:%d", line, col);
+    return buf;
+}
+
 static void buf_add(char **b, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void buf_add(char **b, size_t *len, size_t *cap, const char *fmt, ...) {
@@ -148,21 +170,23 @@ static void format_diag(const cl_cell *c, cl_span at, const char *kind, const ch
                         const char *hint, char **b, size_t *len, size_t *cap) {
     const char *t = c->text;
     size_t off = at.off <= c->n ? at.off : c->n;
-    size_t ls = off;
-    while (ls > 0 && t[ls - 1] != '\n') ls--;
-    int line = 1;
-    for (size_t i = 0; i < ls; i++) line += t[i] == '\n';
-    int col = count_chars(t, ls, off) + 1;
+    size_t ls = line_start(c, off);
+    int line, col;
+    cl_line_col(c, at, &line, &col);
     size_t le = off;
     while (le < c->n && t[le] != '\n') le++;
+    if (le > off && t[le - 1] == '\r') le--; /* CRLF files */
 
     buf_add(b, len, cap, "%s:%d:%d: %s%s\n", c->label, line, col, kind, msg);
 
-    /* Show a window of the line around the column, at most ~120 chars. */
-    size_t ws = ls;
-    while (count_chars(t, ws, off) > 60) {
-        int l = utf8_len((const unsigned char *)t + ws, le - ws);
-        ws += l ? (size_t)l : 1;
+    /* Show a window of the line around the column, at most ~120 chars,
+     * found by stepping back from the column (linear, however long the
+     * line).  The text before an error is valid UTF-8 (it was validated in
+     * order), so skipping continuation bytes lands on characters. */
+    size_t ws = off;
+    for (int k = 0; k < 60 && ws > ls; k++) {
+        ws--;
+        while (ws > ls && ((unsigned char)t[ws] & 0xc0) == 0x80) ws--;
     }
     size_t we = ws;
     for (int k = 0; we < le && k < 120; k++) {
@@ -211,6 +235,8 @@ _Noreturn void cl_fail(cl_ctx *x, cl_span at, const char *hint, const char *fmt,
 }
 
 void cl_warn(cl_ctx *x, cl_span at, const char *fmt, ...) {
+    /* A bounded number, so a file of many unused names stays cheap. */
+    if (++x->nwarnings > CL_MAX_WARNINGS) return;
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
@@ -334,6 +360,7 @@ void cl_lex(cl_ctx *x) {
     validate(x);
     int depth = 0; /* ( and [ nesting: newlines inside do not end statements */
     size_t i = 0;
+    if (n >= 3 && !memcmp(t, "\xef\xbb\xbf", 3)) i = 3; /* a UTF-8 byte order mark */
     while (i < n) {
         unsigned char ch = (unsigned char)t[i];
         if (ch == ' ' || ch == '\t' || ch == '\r') { i++; continue; }

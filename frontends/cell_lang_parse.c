@@ -79,14 +79,9 @@ static void expect(cl_ctx *x, int ch, const char *hint) {
 /* A closing bracket, with the opening one named in the hint. */
 static void expect_close(cl_ctx *x, int ch, cl_span open) {
     if (accept(x, ch)) return;
-    char hint[96];
-    const char *t = x->cell->text;
-    int line = 1, col = 1;
-    for (uint32_t i = 0; i < open.off; i++) {
-        if (t[i] == '\n') line++, col = 1;
-        else if (((unsigned char)t[i] & 0xc0) != 0x80) col++;
-    }
-    snprintf(hint, sizeof hint, "to match the '%c' at %d:%d", t[open.off], line, col);
+    char hint[96], at[32];
+    snprintf(hint, sizeof hint, "to match the '%c' at %s", x->cell->text[open.off],
+             cl_where(x->cell, open, at, sizeof at));
     char what[8];
     snprintf(what, sizeof what, "'%c'", ch);
     expected(x, what, hint);
@@ -168,7 +163,7 @@ static cl_expr *primary(cl_ctx *x) {
             cl_span close = peek(x)->span;
             expect_close(x, ')', open);
             cl_expr *e = mk(x, CE_CALL, cl_span_join(t->span, close), name_span(t), n);
-            memcpy(e->args, args, (size_t)n * sizeof *args);
+            if (n) memcpy(e->args, args, (size_t)n * sizeof *args);
             e->op = -1; /* resolved by the checker */
             finish(x, e);
             return e;
@@ -371,6 +366,8 @@ static void statement(cl_ctx *x) {
         param_decl(x, is_word(x, t, "bias"));
         return;
     }
+    if (c->nstmts == CL_MAX_STMTS)
+        cl_fail(x, t->span, NULL, "too many statements (the limit is %d)", CL_MAX_STMTS);
     c->stmts = cl_grow(x, c->stmts, &c->cap_stmts, c->nstmts + 1, sizeof *c->stmts);
     cl_stmt *s = &c->stmts[c->nstmts];
     memset(s, 0, sizeof *s);
@@ -463,9 +460,9 @@ void cl_parse(cl_ctx *x) {
         t = peek(x);
         if (is_punct(t, '}')) break;
         if (t->kind == TK_EOF) {
-            char hint[64];
-            snprintf(hint, sizeof hint, "the cell's body opened with '{' needs a '}'");
-            (void)body;
+            char hint[96], at[32];
+            snprintf(hint, sizeof hint, "the body opened at %s needs a closing '}'",
+                     cl_where(c, body, at, sizeof at));
             cl_fail(x, t->span, hint, "unexpected end of the file");
         }
         if (t->kind == TK_STR)

@@ -15,6 +15,7 @@
 #include "support/testutil.h"
 #include "weft/cell.h"
 #include "weft/rnn.h"
+#include "weft/train.h"
 
 #define CELLS_DIR WEFT_SOURCE_DIR "/cells"
 #define BAD_DIR WEFT_SOURCE_DIR "/tests/cells/bad"
@@ -162,6 +163,22 @@ Test(cell_lang, caret_under_column) {
     cr_assert(strstr(m, "  3 |   é = h\n    |   ^\n"), "%s", m);
 }
 
+/* Windows line ends and a byte order mark are fine; the source line shown
+ * in an error has no stray '\r'. */
+Test(cell_lang, crlf_and_bom) {
+    const char *ok = "\xef\xbb\xbf" "cell t(x[I]; h[H]) {\r\n  h' = tanh(h) + 0 * sum(x)\r\n}\r\n";
+    weft_cell *c = weft_cell_parse(ok, strlen(ok), "crlf.cell");
+    cr_assert(c, "%s", weft_last_error());
+    weft_cell_free(c);
+    cr_assert_null(weft_cell_parse("\xef\xbb\xbf" "cell 1", 9, "bom.cell"));
+    cr_assert(!strncmp(weft_last_error(), "bom.cell:1:6: expected cell name", 32), "%s",
+              weft_last_error());
+    const char *bad = "cell t(x[I]; h[H]) {\r\n  h' = tanh(hh)\r\n}\r\n";
+    cr_assert_null(weft_cell_parse(bad, strlen(bad), "crlf.cell"));
+    cr_assert(strstr(weft_last_error(), "crlf.cell:2:13: unknown name 'hh'\n  2 |   h' = tanh(hh)\n"),
+              "%s", weft_last_error());
+}
+
 Test(cell_lang, limits_and_bad_arguments) {
     cr_assert_null(weft_cell_parse(NULL, 5, "x"));
     cr_assert_null(weft_cell_load(WEFT_BINARY_DIR "/no/such/file.cell"));
@@ -184,6 +201,45 @@ Test(cell_lang, limits_and_bad_arguments) {
     cr_assert(strstr(weft_last_error(), "overflows"), "%s", weft_last_error());
     cr_assert_eq(c->ops->params(c, 0, 5, ps), -1);
     weft_cell_free(c);
+}
+
+/* Inputs near the size limit stay cheap: no quadratic paths in the lexer,
+ * the checker or the diagnostics (one long line; many statements; many
+ * unused names, whose warnings are capped). */
+static void big_input(const char *head, const char *unit, const char *tail, const char *want) {
+    size_t cap = CL_MAX_FILE, n = strlen(head), ul = strlen(unit), tl = strlen(tail);
+    char *b = malloc(cap);
+    memcpy(b, head, n);
+    while (n + ul + tl < cap) memcpy(b + n, unit, ul), n += ul;
+    memcpy(b + n, tail, tl);
+    n += tl;
+    weft_cell *c = weft_cell_parse(b, n, "big.cell");
+    if (c) {
+        cr_assert(strstr(weft_cell_warnings(c), want), "%.300s", weft_cell_warnings(c));
+        weft_cell_free(c);
+    } else {
+        cr_assert(strstr(weft_last_error(), want), "%s", weft_last_error());
+    }
+    free(b);
+}
+
+Test(cell_lang, big_inputs_are_fast, .timeout = 10) {
+    big_input("cell t(x[I]; h[H]) {\n  h' = h", " ", "$\n}\n", "unexpected character '$'");
+    big_input("cell t(x[I]; h[H]) {\n", "  h' = h\n", "}\n", "too many statements");
+    big_input("cell t(x[I]; h[H]) {\n", "  a = h; ", "}\n", "too many statements");
+    big_input("cell t(x[I]; h[H]) {\n  h' = ", "(", "", "nested too deeply");
+    big_input("# ", "\xc3\xa9", "\n", "expected 'cell'");
+    /* 4000 unused names: loads, with 20 warnings and a count of the rest */
+    char *b = malloc(64 * 4096), *p = b;
+    p += sprintf(p, "cell t(x[I]; h[H]) {\n");
+    for (int i = 0; i < 4000; i++) p += sprintf(p, "  v%d = h\n", i);
+    p += sprintf(p, "  h' = h * 0 + 0 * x @ x^T @ h\n}\n");
+    weft_cell *c = weft_cell_parse(b, (size_t)(p - b), "many.cell");
+    cr_assert(c, "%s", weft_last_error());
+    cr_assert(strstr(weft_cell_warnings(c), "... and 3980 more warnings"), "%.2000s",
+              weft_cell_warnings(c));
+    weft_cell_free(c);
+    free(b);
 }
 
 /* -------------------------------------------------------- shipped cells */
@@ -219,6 +275,7 @@ static const struct {
      "weight_ih [20, 3]; weight_hh [20, 5]; bias_ih [20] bias; bias_hh [20] bias; w_ci [5]; "
      "w_cf [5]; w_co [5]"},
     {"rnn_relu", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
+    {"rnn_sigmoid", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
     {"rnn_tanh", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
 };
 #define NSHIPPED ((int)(sizeof shipped / sizeof shipped[0]))
@@ -407,6 +464,33 @@ Test(cell_lang, every_function_gradchecks) {
     weft_cell_free(c);
 }
 
+/* The printer on every construct: slices, open ranges, unary minus,
+ * parentheses that precedence needs, constants, the doc string. */
+Test(cell_lang, every_construct_round_trips) {
+    static const char src[] =
+        "cell r(x[I]; h[H]) {\n  \"say \\\"hi\\\"\\n\"\n"
+        "  param W[2*(H + 1) - 2, I], k[H] = -2.5, u[I + H] = uniform\n"
+        "  a = -(x @ W[:H, :]^T) * -2 - (h - 1) / (2 * h + 3)\n"
+        "  b = concat(x, h)[:, I:] + (x @ (W[H:, 0:I]^T))[:, :H]\n"
+        "  h' = a - (a - b) + k * u[I:] + pow(1e-3, 2) * h\n}\n";
+    weft_cell *a = weft_cell_parse(src, sizeof src - 1, "r.cell");
+    cr_assert(a, "%s", weft_last_error());
+    char *p1 = cl_print(cl_of(a));
+    weft_cell *b = weft_cell_parse(p1, strlen(p1), "printed");
+    cr_assert(b, "%s\n%s", weft_last_error(), p1);
+    char *p2 = cl_print(cl_of(b));
+    cr_assert_str_eq(p1, p2);
+    cr_assert_str_eq(weft_cell_doc(b), "say \"hi\"\n");
+    cr_assert(strstr(p1, "a - (a - b)"), "%s", p1);
+    cr_assert(strstr(p1, "-(x @ W[:H, :]^T) * -2"), "%s", p1);
+    gradcheck_cell(a, 0);
+    gradcheck_cell(b, 0);
+    free(p1);
+    free(p2);
+    weft_cell_free(a);
+    weft_cell_free(b);
+}
+
 Test(cell_lang, layernorm_value) {
     const char *src = "cell ln(x[I]; h[H]) {\n  param W[H, I]\n  h' = layernorm(x @ W^T) + 0 * h\n}\n";
     weft_cell *c = weft_cell_parse(src, strlen(src), "ln.cell");
@@ -475,6 +559,127 @@ Test(cell_lang, step_rejects_wrong_inputs) {
     cr_assert(strstr(weft_last_error(), "weight_hh is missing"), "%s", weft_last_error());
     weft_graph_free(g);
     weft_cell_free(c);
+}
+
+/* Runs a 2-step unroll of c on fixed data; returns outputs and final
+ * states concatenated (malloc'd, *n doubles) and the number of op nodes. */
+static double *run_fixed(const weft_cell *c, int drop_bias, int64_t *n, int *ops) {
+    const int64_t B = 3, I = 4, H = 5;
+    weft_graph *g = weft_graph_new();
+    step_io io;
+    cr_assert_eq(unroll(c, g, 2, B, I, H, drop_bias, &io), WEFT_OK, "%s", weft_last_error());
+    weft_node outs[2 + WEFT_CELL_MAX_STATES] = {io.out[0], io.out[1]};
+    for (int s = 0; s < c->num_states; s++) outs[2 + s] = io.final[s];
+    int nout = 2 + c->num_states;
+    weft_exec *e = weft_exec_new(g, outs, nout);
+    cr_assert(e, "%s", weft_last_error());
+    double buf[4 * 3 * 5];
+    for (int t = 0; t < 2; t++) {
+        tu_fill(buf, B * I, 70 + (uint64_t)t, 0.1, 1.0, 1);
+        weft_exec_feed(e, io.x[t], buf, (size_t)(B * I) * sizeof(double));
+    }
+    for (int s = 0; s < c->num_states; s++) {
+        tu_fill(buf, B * H, 80 + (uint64_t)s, 0.1, 1.0, 1);
+        weft_exec_feed(e, io.state0[s], buf, (size_t)(B * H) * sizeof(double));
+    }
+    cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+    double *r = malloc((size_t)nout * B * H * sizeof *r);
+    for (int k = 0; k < nout; k++)
+        weft_exec_read(e, outs[k], r + k * B * H, (size_t)(B * H) * sizeof(double));
+    *n = nout * B * H;
+    *ops = 0;
+    for (weft_node k = 0; k < weft_graph_node_count(g); k++)
+        *ops += weft_node_kind_of(g, k) == WEFT_NODE_OP;
+    weft_exec_free(e);
+    weft_graph_free(g);
+    return r;
+}
+
+/* The .cell versions of the built-in C cells compute bit-for-bit the same
+ * numbers with the same number of ops: replacing one by the other changes
+ * neither parity nor speed. */
+Test(cell_lang, cell_files_equal_the_builtins) {
+    static const char *const names[] = {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"};
+    for (int i = 0; i < 5; i++) {
+        weft_cell *b = weft_cell_get(names[i]);
+        cr_assert(b, "%s", weft_last_error());
+        if (cl_of(b)) { /* the registry already serves the .cell file */
+            weft_cell_free(b);
+            continue;
+        }
+        weft_cell *f = load_shipped(names[i]);
+        for (int drop = 0; drop < 2; drop++) {
+            int64_t nb, nf;
+            int ob, of;
+            double *rb = run_fixed(b, drop, &nb, &ob), *rf = run_fixed(f, drop, &nf, &of);
+            cr_assert_eq(nb, nf);
+            cr_assert(!memcmp(rb, rf, (size_t)nb * sizeof *rb), "%s%s: values differ", names[i],
+                      drop ? " (no bias)" : "");
+            cr_assert_eq(ob, of, "%s%s: %d ops built-in, %d in the .cell", names[i],
+                         drop ? " (no bias)" : "", ob, of);
+            free(rb);
+            free(rf);
+        }
+        weft_cell_free(f);
+        weft_cell_free(b);
+    }
+}
+
+/* Trains cell c on a small memory task (the target needs the whole
+ * sequence: 0.5 * sum_t x[t, b, 0] - x[T-1, b, 1]) with Adam; returns the
+ * first and last training loss. */
+static void train_cell(const weft_cell *c, double *first, double *last) {
+    enum { T = 6, B = 16, I = 2, H = 8, STEPS = 150 };
+    weft_graph *g = weft_graph_new();
+    weft_rnn_config cfg = weft_rnn_config_default(I, H);
+    weft_rnn *r;
+    cr_assert_eq(weft_rnn_new(g, c, &cfg, &r), WEFT_OK, "%s: %s", c->name, weft_last_error());
+    weft_rng rng = weft_rng_make(1);
+    cr_assert_eq(weft_rnn_init(g, r, &rng), WEFT_OK, "%s", weft_last_error());
+    weft_node x = weft_input(g, "x", WEFT_F32, WEFT_SHAPE(T, B, I));
+    weft_rnn_inputs in = {.x = x, .mask = WEFT_NONE, .train = WEFT_NONE};
+    weft_rnn_result res;
+    cr_assert_eq(weft_rnn_apply(g, r, &in, &res), WEFT_OK, "%s", weft_last_error());
+    weft_linear head;
+    cr_assert_eq(weft_linear_new(g, "head", H, 1, 1, WEFT_F32, &rng, &head), WEFT_OK);
+    weft_node y = weft_input(g, "y", WEFT_F32, WEFT_SHAPE(B, 1));
+    weft_node loss = weft_loss_mse(g, weft_linear_apply(g, &head, res.last), y);
+    weft_train_config tc = {.loss = loss, .train_flag = WEFT_NONE,
+                            .optim = weft_optim_defaults(WEFT_OPTIM_ADAM)};
+    tc.optim.lr = 0.02;
+    weft_trainer *t;
+    cr_assert_eq(weft_trainer_new(g, &tc, &t), WEFT_OK, "%s: %s", c->name, weft_last_error());
+    double xd[T * B * I];
+    float xf[T * B * I], yf[B];
+    tu_fill(xd, T * B * I, 5, 0.0, 1.0, 1);
+    for (int i = 0; i < T * B * I; i++) xf[i] = (float)xd[i];
+    for (int b = 0; b < B; b++) {
+        double s = 0;
+        for (int k = 0; k < T; k++) s += 0.5 * xd[(k * B + b) * I];
+        yf[b] = (float)(s - xd[((T - 1) * B + b) * I + 1]);
+    }
+    weft_feed feeds[2] = {{x, xf, sizeof xf}, {y, yf, sizeof yf}};
+    for (int step = 0; step < STEPS; step++) {
+        weft_train_result tr;
+        cr_assert_eq(weft_trainer_step(t, feeds, 2, &tr), WEFT_OK, "%s: %s", c->name,
+                     weft_last_error());
+        if (step == 0) *first = tr.loss;
+        *last = tr.loss;
+    }
+    weft_trainer_free(t);
+    weft_rnn_free(r);
+    weft_graph_free(g);
+}
+
+Test(cell_lang, shipped_cells_train, .timeout = 300) {
+    for (int i = 0; i < NSHIPPED; i++) {
+        weft_cell *c = load_shipped(shipped[i].cell);
+        double first, last;
+        train_cell(c, &first, &last);
+        cr_log_info("%-16s loss %.4f -> %.4f", c->name, first, last);
+        cr_assert_lt(last, 0.05 * first, "%s does not learn: loss %g -> %g", c->name, first, last);
+        weft_cell_free(c);
+    }
 }
 
 /* ------------------------------------------------------ PyTorch parity */

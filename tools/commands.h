@@ -8,5 +8,9 @@ typedef int (*weft_cmd_fn)(int argc, char **argv);
 int weft_cmd_demo(int argc, char **argv);
 int weft_cmd_bench(int argc, char **argv);
 int weft_cmd_run(int argc, char **argv);
+int weft_cmd_dot(int argc, char **argv);
+int weft_cmd_train(int argc, char **argv);
+int weft_cmd_generate(int argc, char **argv);
+int weft_cmd_compare(int argc, char **argv);
 
 #endif

@@ -13,6 +13,10 @@ static const struct {
     {"bench", weft_cmd_bench, "time compiled training steps of a recurrent model"},
     {"demo", weft_cmd_demo, "build a 3-step RNN, compute its gradients, write its graph"},
     {"run", weft_cmd_run, "run a recurrent model on safetensors inputs (PyTorch parity)"},
+    {"train", weft_cmd_train, "train a seed task: binary-addition, charlm, topic (progress, JSON)"},
+    {"generate", weft_cmd_generate, "sample text from a charlm checkpoint"},
+    {"compare", weft_cmd_compare, "train several cells on one task, same budget and seeds: one table"},
+    {"dot", weft_cmd_dot, "draw a recurrent model's graph: unrolled, rolled, collapsed, profiled"},
 };
 
 static void usage(FILE *f) {

@@ -69,6 +69,21 @@ weft_status weft_trainer_step(weft_trainer *t, const weft_feed *feeds, int n,
  * inputs not in feeds get zeros). */
 weft_status weft_trainer_eval(weft_trainer *t, const weft_feed *feeds, int n,
                               weft_train_result *r);
+/* More heads: another scalar loss over the same parameters, trained by the
+ * same optimizer, e.g. the model applied to inputs of another length in the
+ * same graph (length bucketing: shapes are static, so each bucket length is
+ * its own application of the model).  Head 0 is cfg->loss with cfg->metrics;
+ * weft_trainer_step and weft_trainer_eval use it.  *index receives the new
+ * head's number.  Not with carried state (WEFT_ERR_UNSUPPORTED). */
+weft_status weft_trainer_add_head(weft_trainer *t, weft_node loss, const weft_node *metrics,
+                                  int num_metrics, int *index);
+int weft_trainer_num_heads(const weft_trainer *t);
+/* weft_trainer_step / weft_trainer_eval on head `index` (its loss and
+ * metrics fill *r). */
+weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *feeds, int n,
+                                   weft_train_result *r);
+weft_status weft_trainer_eval_head(weft_trainer *t, int index, const weft_feed *feeds, int n,
+                                   weft_train_result *r);
 /* Ends an epoch: epoch + 1, and the schedule (if any) sets the next lr. */
 void weft_trainer_end_epoch(weft_trainer *t);
 /* Zero the carried states (a new, unrelated sequence begins). */
@@ -81,6 +96,12 @@ double weft_trainer_lr(const weft_trainer *t);
  * restore them. */
 weft_rng *weft_trainer_rng(weft_trainer *t);
 weft_optim *weft_trainer_optim(weft_trainer *t);
+
+/* Extra checkpoint metadata (copied; setting a key again replaces it): what
+ * a tool needs to rebuild the model from the checkpoint alone, e.g. the
+ * cell's name or a vocabulary.  Read it back with weft_st_metadata.  The
+ * trainer's own keys (format, version, step, ...) are refused. */
+weft_status weft_trainer_set_meta(weft_trainer *t, const char *key, const char *value);
 
 /* Save / restore everything; load requires a trainer built the same way
  * (same parameter names and shapes, same optimizer kind).  After a failed

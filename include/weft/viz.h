@@ -35,6 +35,9 @@ typedef struct weft_viz_options {
     /* A dotted edge from each backward node to the forward node it
      * differentiates. */
     int show_grad_links;
+    /* Leave out scalar constants (the 1 in 1 - s, a loss's seed): they
+     * crowd the backward pass and say little. */
+    int hide_scalars;
     /* Time reads left to right (rankdir=LR) instead of top down. */
     int left_to_right;
     const char *title;          /* graph label; NULL = none */
@@ -60,6 +63,7 @@ typedef struct weft_viz_stats {
     int hidden;         /* graph nodes hidden by collapse or folded by rolled */
     int elisions;       /* elision nodes */
     int step_clusters;  /* one per (layer, direction, step) drawn */
+    int backward_clusters; /* the same for the steps' backward nodes */
     int edges;          /* edges drawn, after merging */
 } weft_viz_stats;
 
