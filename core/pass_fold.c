@@ -7,29 +7,39 @@
 
 #define FOLD_MAX_ELEMENTS 4096
 
-static int is_constant(const weft_graph *g, weft_node n) {
-    const weft_node_rec *r = &g->nodes[n];
-    if (r->kind == WEFT_NODE_CONST) return 1;
-    if (r->kind != WEFT_NODE_OP) return 0;
-    if (r->op == WEFT_OP_fill) return 1;
-    if (r->op == WEFT_OP_dropout_mask) return 0; /* differs per run */
-    for (int k = 0; k < r->n_in; k++)
-        if (!is_constant(g, g->edges[r->in_off + k])) return 0;
-    return r->n_in > 0;
+/* Is node n's value known now?  One pass in index order: an op is constant
+ * when all its inputs are (a dropout mask differs per run). */
+static void constness(const weft_graph *g, uint8_t *c) {
+    for (int n = 0; n < g->n; n++) {
+        const weft_node_rec *r = &g->nodes[n];
+        if (r->kind == WEFT_NODE_CONST) c[n] = 1;
+        else if (r->kind != WEFT_NODE_OP || r->op == WEFT_OP_dropout_mask) c[n] = 0;
+        else if (r->op == WEFT_OP_fill) c[n] = 1;
+        else {
+            c[n] = r->n_in > 0;
+            for (int k = 0; k < r->n_in && c[n]; k++) c[n] = c[g->edges[r->in_off + k]];
+        }
+    }
 }
 
 weft_status weft_pass_fold(weft_rw *rw) {
     const weft_graph *src = rw->src;
+    uint8_t *known = malloc((size_t)(src->n ? src->n : 1));
+    if (!known) return weft_error(WEFT_ERR_NOMEM, "fold: out of memory");
+    constness(src, known);
     for (int i = 0; i < src->n; i++) {
         const weft_node_rec *r = &src->nodes[i];
         rw->map[i] = weft_rw_copy(rw, i);
         if (r->kind != WEFT_NODE_OP || r->op == WEFT_OP_fill || (weft_ops[r->op].flags & WEFT_OPF_VIEW) ||
-            !rw->live[i] || weft_shape_numel(r->shape) > FOLD_MAX_ELEMENTS || !is_constant(src, i))
+            !rw->live[i] || weft_shape_numel(r->shape) > FOLD_MAX_ELEMENTS || !known[i])
             continue;
         /* Evaluate the copy in the destination graph with the reference executor. */
         weft_node m = rw->map[i];
         weft_exec *e = weft_exec_new(rw->dst, &m, 1);
-        if (!e) return weft_last_error()[0] ? WEFT_ERR_NOMEM : WEFT_ERR_NOMEM;
+        if (!e) {
+            free(known);
+            return WEFT_ERR_NOMEM;
+        }
         weft_status s = weft_exec_run(e);
         if (s) {
             weft_exec_free(e);
@@ -39,6 +49,7 @@ weft_status weft_pass_fold(weft_rw *rw) {
         void *buf = malloc(bytes ? bytes : 1);
         if (!buf) {
             weft_exec_free(e);
+            free(known);
             return weft_error(WEFT_ERR_NOMEM, "fold: out of memory");
         }
         weft_exec_read(e, m, buf, bytes);
@@ -55,5 +66,6 @@ weft_status weft_pass_fold(weft_rw *rw) {
         rw->map[i] = c;
         rw->changes++;
     }
+    free(known);
     return WEFT_OK;
 }

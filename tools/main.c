@@ -11,6 +11,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"bench", weft_cmd_bench, "time compiled training steps of a recurrent model"},
+    {"gradcheck", weft_cmd_gradcheck, "check a cell's gradients against finite differences (f64)"},
     {"demo", weft_cmd_demo, "build a 3-step RNN, compute its gradients, write its graph"},
     {"run", weft_cmd_run, "run a recurrent model on safetensors inputs (PyTorch parity)"},
     {"train", weft_cmd_train, "train a seed task: binary-addition, charlm, topic (progress, JSON)"},

@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""weft vs PyTorch on the issue's training-step configurations, in one run.
+
+For each row: weft's compiled training step (`weft bench --json`), PyTorch's
+built-in nn.LSTM / nn.GRU, and the same cell written from primitives in
+eager PyTorch, all forward + backward with weight gradients (no optimizer
+step), f32, the same thread count.  Prints ms per step and the ratios; the
+machine is shared, so only ratios from one run mean anything.
+
+    /usr/bin/python3 bench/compare_pytorch.py [--weft build/weft] [--threads 2]
+        [--iters 10] [--rows 0,1,2] [--json out.json]
+"""
+import argparse, json, statistics, subprocess, sys, time
+
+import torch
+
+ROWS = [  # cell, T, B, I, H — the issue's table
+    ("lstm", 80, 50, 128, 128),
+    ("gru", 10, 128, 60, 128),
+    ("lstm", 100, 64, 256, 256),
+    ("gru", 100, 64, 256, 256),
+    ("lstm", 50, 16, 512, 512),
+]
+# ms per step measured for the issue on this machine kind, 2 threads
+ISSUE_PYTORCH = [62, 9.4, 278, 174, 126]
+ISSUE_ONEDNN = [21, 3.6, 113, 83, 55]
+
+
+def time_steps(step, iters):
+    for _ in range(2):
+        step()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts)
+
+
+def torch_builtin(cell, T, B, I, H, iters):
+    mod = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
+    x = torch.randn(T, B, I, requires_grad=True)
+    go = torch.randn(T, B, H)
+
+    def step():
+        mod.zero_grad(set_to_none=True)
+        x.grad = None
+        out, _ = mod(x)
+        out.backward(go)
+    return time_steps(step, iters)
+
+
+def torch_eager_cell(cell, T, B, I, H, iters):
+    """The cell from primitives, as a researcher writes a new gate in PyTorch."""
+    G = 4 if cell == "lstm" else 3
+    k = 1.0 / H ** 0.5
+    w_ih = (torch.rand(G * H, I) * 2 - 1).mul_(k).requires_grad_()
+    w_hh = (torch.rand(G * H, H) * 2 - 1).mul_(k).requires_grad_()
+    b_ih = (torch.rand(G * H) * 2 - 1).mul_(k).requires_grad_()
+    b_hh = (torch.rand(G * H) * 2 - 1).mul_(k).requires_grad_()
+    x = torch.randn(T, B, I, requires_grad=True)
+    go = torch.randn(T, B, H)
+
+    def step():
+        for p in (w_ih, w_hh, b_ih, b_hh, x):
+            p.grad = None
+        h = torch.zeros(B, H)
+        c = torch.zeros(B, H)
+        outs = []
+        for t in range(T):
+            gi = x[t] @ w_ih.t() + b_ih
+            gh = h @ w_hh.t() + b_hh
+            if cell == "lstm":
+                i, f, g, o = (gi + gh).chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            else:
+                ir, iz, in_ = gi.chunk(3, 1)
+                hr, hz, hn = gh.chunk(3, 1)
+                r = torch.sigmoid(ir + hr)
+                z = torch.sigmoid(iz + hz)
+                n = torch.tanh(in_ + r * hn)
+                h = n + z * (h - n)
+            outs.append(h)
+        torch.stack(outs).backward(go)
+    return time_steps(step, iters)
+
+
+def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
+    cmd = [binary, "bench", "--cell", cell, "--seq-len", str(T), "--batch", str(B),
+           "--input-size", str(I), "--hidden-size", str(H), "--iters", str(iters),
+           "--threads", str(threads), "--json", *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weft", default="build/weft")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--rows", default=",".join(str(i) for i in range(len(ROWS))))
+    ap.add_argument("--no-eager", action="store_true", help="skip the eager-primitives PyTorch cell")
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    results = []
+    print(f"threads={a.threads}  torch {torch.__version__}")
+    print(f"{'cell':5} {'T':>4} {'B':>4} {'I':>4} {'H':>4} | {'weft':>8} {'GF/s':>6} {'compile':>8} | "
+          f"{'torch':>8} {'eager':>8} | {'torch/weft':>10} {'eager/weft':>10} | {'oneDNN est':>10}")
+    for i in (int(r) for r in a.rows.split(",")):
+        cell, T, B, I, H = ROWS[i]
+        w = weft(a.weft, cell, T, B, I, H, a.iters, a.threads)
+        tb = torch_builtin(cell, T, B, I, H, a.iters)
+        te = None if a.no_eager else torch_eager_cell(cell, T, B, I, H, a.iters)
+        # oneDNN was not measured here: scale its issue figure by this run's PyTorch speed
+        onednn = ISSUE_ONEDNN[i] * tb / ISSUE_PYTORCH[i]
+        row = dict(cell=cell, T=T, B=B, I=I, H=H, weft_ms=w["ms_per_step"], weft_gflops=w["gflops"],
+                   compile_ms=w["compile_ms"], peak_bytes=w["peak_bytes"], torch_ms=tb, torch_eager_ms=te,
+                   onednn_est_ms=onednn)
+        results.append(row)
+        print(f"{cell:5} {T:4} {B:4} {I:4} {H:4} | {w['ms_per_step']:8.1f} {w['gflops']:6.1f} {w['compile_ms']:8.1f} | "
+              f"{tb:8.1f} {te if te else float('nan'):8.1f} | {tb / w['ms_per_step']:10.2f} "
+              f"{(te / w['ms_per_step']) if te else float('nan'):10.2f} | {onednn:10.1f}")
+        sys.stdout.flush()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
