@@ -19,6 +19,7 @@ static const struct {
     {"batch-gemm", weft_pass_batch_gemm},
     {"batch-wgrad", weft_pass_batch_wgrad},
     {"simplify", weft_pass_simplify},
+    {"cse", weft_pass_cse},
     {"fuse", weft_pass_fuse},
     {"dce", weft_pass_dce},
 };

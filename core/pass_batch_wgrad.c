@@ -3,7 +3,9 @@
  * becomes one matmul of operands stacked along the contracted axis.  With
  * A_k = dG_t^T and B_k = x_t this is dW = sum_t dG_t^T x_t as one GEMM
  * (the x_t are row windows of the input, so their stack is a view); the same
- * rule merges dh = sum_k dG_k W_k over the gates of a custom cell. */
+ * rule merges dh = sum_k dG_k W_k over the gates of a custom cell.  Likewise
+ * a sum of row sums, sum_t colsum(dG_t) (the bias gradients), becomes one
+ * column sum of the stacked rows. */
 #include <string.h>
 
 #include "pass.h"
@@ -26,6 +28,12 @@ static void leaves(const weft_graph *g, const uint8_t *internal, weft_node n, we
         if (internal[c]) leaves(g, internal, c, out, k);
         else out[(*k)++] = c;
     }
+}
+
+/* sum(x, axis 0) of a 2-D x, keepdims off: [R, C] -> [C]. */
+static int is_row_sum(const weft_graph *g, weft_node n) {
+    return is_op(g, n, WEFT_OP_sum) && g->nodes[n].attr.i[0] == 1 && g->nodes[n].attr.i[1] == 0 &&
+           weft_shape_of(g, weft_in_of(g, n, 0)).ndim == 2;
 }
 
 static weft_node stack(weft_rw *rw, weft_node like, const weft_node *parts, int n, int axis) {
@@ -80,6 +88,25 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
             weft_node mm = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
             total = total == WEFT_NONE ? mm : weft_rw_op(rw, i, WEFT_OP_add, (weft_node[]){total, mm}, 2, NULL);
             merged += m;
+        }
+        /* Row sums (sum over axis 0, no keepdims) of 2-D leaves. */
+        {
+            int m = 0;
+            for (int k = 0; k < nl; k++)
+                if (lv[k] != WEFT_NONE && is_row_sum(s, lv[k]) && rw->uses[lv[k]] == 1) m++;
+            if (m >= 2) {
+                m = 0;
+                for (int k = 0; k < nl; k++)
+                    if (lv[k] != WEFT_NONE && is_row_sum(s, lv[k]) && rw->uses[lv[k]] == 1) {
+                        A[m++] = rw->map[weft_in_of(s, lv[k], 0)];
+                        lv[k] = WEFT_NONE;
+                    }
+                weft_node stacked = weft_rw_concat_rows(rw, i, A, m);
+                weft_attr sa = {.i = {1, 0}};
+                weft_node sm = weft_rw_op(rw, i, WEFT_OP_sum, &stacked, 1, &sa);
+                total = total == WEFT_NONE ? sm : weft_rw_op(rw, i, WEFT_OP_add, (weft_node[]){total, sm}, 2, NULL);
+                merged += m;
+            }
         }
         if (!merged) {
             rw->map[i] = weft_rw_copy(rw, i);

@@ -59,7 +59,7 @@
     } while (0)
 
 #define EW_KERNEL(id, EXPR)                                                    \
-    weft_status weft_##id##_kernel(weft_tensor *out, const weft_tensor *in, int n, \
+    WEFT_KERNEL_CLONES weft_status weft_##id##_kernel(weft_tensor *out, const weft_tensor *in, int n, \
                                    const weft_attr *attr, const weft_kctx *ctx) { \
         const double p = attr->f;                                              \
         (void)p;                                                               \

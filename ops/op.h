@@ -66,6 +66,15 @@ weft_status weft_ops_check(void);
 #include "ops.def"
 #undef WEFT_OP
 
+/* Hot kernels are compiled twice, for AVX2+FMA and for the baseline, and
+ * the loader picks per machine (GCC function multiversioning): 8-wide
+ * vectors where the CPU has them, and a binary that still runs everywhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(WEFT_NO_CLONES)
+#define WEFT_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WEFT_KERNEL_CLONES
+#endif
+
 /* Shape rules shared by op families (ops/shape_rules.c). */
 weft_status weft_infer_same_float(const weft_graph *g, const weft_node *in, int n,
                                   weft_attr *attr, weft_shape *shape, weft_dtype *dtype);

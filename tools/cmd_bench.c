@@ -10,11 +10,15 @@
 #include "weft/compile.h"
 #include "weft/rnn.h"
 
-static double now_ms(void) {
+static double clock_ms(clockid_t c) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+/* CPU time of the whole process: on a shared machine, steadier than wall
+ * time for comparing two configurations (it does not count waiting). */
+static double cpu_ms(void) { return clock_ms(CLOCK_PROCESS_CPUTIME_ID); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -105,16 +109,18 @@ int weft_cmd_bench(int argc, char **argv) {
         if (dt == WEFT_F32) ((float *)gd)[i] = (float)v; else ((double *)gd)[i] = v;
     }
     if (weft_exec_feed(p, x, xd, nx * es) || weft_exec_feed(p, go, gd, ng * es)) goto fail_data;
-    double *ms = malloc((size_t)iters * sizeof *ms);
+    double *ms = malloc((size_t)iters * sizeof *ms), *cpu = malloc((size_t)iters * sizeof *cpu);
     for (int k = 0; k < 2; k++) /* warm-up */
         if (weft_exec_run(p)) goto fail_ms;
     for (int k = 0; k < iters; k++) {
-        double t0 = now_ms();
+        double t0 = now_ms(), c0 = cpu_ms();
         if (weft_exec_run(p)) goto fail_ms;
         ms[k] = now_ms() - t0;
+        cpu[k] = cpu_ms() - c0;
     }
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
-    double med = ms[iters / 2];
+    qsort(cpu, (size_t)iters, sizeof *cpu, cmp_double);
+    double med = ms[iters / 2], med_cpu = cpu[iters / 2];
     int G = cell->gates > 0 ? cell->gates : 1;
     double flops = 0;
     for (int l = 0; l < L; l++) {
@@ -124,20 +130,21 @@ int weft_cmd_bench(int argc, char **argv) {
     const weft_compile_report *rep = weft_exec_report(p);
     if (json) {
         printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
-               "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
+               "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"cpu_ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
                "\"peak_bytes\": %lld, \"nodes\": %d}\n",
-               cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med,
+               cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med, med_cpu,
                flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes,
                weft_graph_node_count(weft_exec_graph(p)));
     } else {
         weft_compile_report_print(rep, stdout);
-        printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d), %.2f GFLOP/s\n", cell_name,
-               (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? " bidirectional" : "", med, iters,
-               flops / med / 1e6);
+        printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d; %.3f ms CPU), %.2f GFLOP/s\n",
+               cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? " bidirectional" : "", med,
+               iters, med_cpu, flops / med / 1e6);
     }
     rc = 0;
 fail_ms:
     free(ms);
+    free(cpu);
 fail_data:
     free(xd);
     free(gd);
