@@ -89,6 +89,14 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
         if (r->kind == WEFT_NODE_PARAM || r->kind == WEFT_NODE_CONST) t->data = r->data;
         else if (e->plan.block_of[i] >= 0) t->data = e->blocks[e->plan.block_of[i]];
     }
+    /* Producers placed into a concat's output: a slice of it (outer first). */
+    for (int i = N - 1; i >= 0; i--) {
+        int c = e->plan.placed_in[i];
+        if (c < 0) continue;
+        weft_attr a = {.i = {g->nodes[c].attr.i[0], e->plan.place_at[i],
+                             e->plan.place_at[i] + g->nodes[i].shape.dim[g->nodes[c].attr.i[0]]}};
+        weft_ops[WEFT_OP_slice].view(&e->val[i], &e->val[c], &a);
+    }
     return e;
 oom:
     weft_exec_free(e);

@@ -1,9 +1,12 @@
 /* Finding the first non-finite value of a run (see include/weft/numerics.h).
  *
  * Uses only the public executor API: the reference executor keeps every
- * node's value until the next run.  An executor that reuses buffers must
- * keep this working (check each node as it is computed instead). */
+ * node's value until the next run.  A compiled one reuses buffers and runs
+ * another graph, so it is refused: replay the run on a reference executor
+ * (as the trainer does). */
 #include "weft/numerics.h"
+
+#include "weft/compile.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -66,6 +69,9 @@ weft_status weft_exec_check_finite(weft_exec *e, const weft_graph *g, weft_nonfi
     if (!where) where = &tmp;
     *where = (weft_nonfinite){WEFT_NONE, -1, 0};
     if (!e || !g) return weft_error(WEFT_ERR_ARG, "check_finite: NULL argument");
+    if (weft_exec_graph(e) != g)
+        return weft_error(WEFT_ERR_ARG, "check_finite: needs a reference executor of this graph "
+                          "(weft_exec_new): a compiled one reuses its buffers");
     int n = weft_graph_node_count(g);
     for (weft_node i = 0; i < n; i++) {
         weft_tensor t;

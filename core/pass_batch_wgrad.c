@@ -36,6 +36,11 @@ static int is_row_sum(const weft_graph *g, weft_node n) {
            weft_shape_of(g, weft_in_of(g, n, 0)).ndim == 2;
 }
 
+static int before(const weft_graph *g, weft_node a, weft_node b) {
+    int32_t sa = g->nodes[a].site.step, sb = g->nodes[b].site.step;
+    return sa != sb ? sa < sb : a < b;
+}
+
 static weft_node stack(weft_rw *rw, weft_node like, const weft_node *parts, int n, int axis) {
     if (axis == 0) return weft_rw_concat_rows(rw, like, parts, n);
     weft_attr a = {.i = {axis}};
@@ -65,6 +70,14 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
         }
         int nl = 0;
         leaves(s, internal, i, lv, &nl);
+        /* Stack in time order (the step each term belongs to, then graph
+         * order): windows of the input then stack into a view of it, and the
+         * stacks of different weights' sums list the steps the same way, so
+         * CSE shares them. */
+        for (int a = 1; a < nl; a++)
+            for (int b = a; b > 0 && before(s, lv[b], lv[b - 1]); b--) {
+                weft_node t = lv[b]; lv[b] = lv[b - 1]; lv[b - 1] = t;
+            }
         weft_node total = WEFT_NONE;
         int merged = 0;
         /* Group the single-use matmul leaves by flags; 4 flag combinations. */

@@ -88,6 +88,38 @@ weft_node weft_rw_concat_rows(weft_rw *rw, weft_node like, const weft_node *part
     return weft_rw_op(rw, like, WEFT_OP_slice, &flat, 1, &sa);
 }
 
+/* concat along axis 0 of reshape(x_k, [1, rest...]) with every x_k of
+ * shape [rest...] -> reshape(concat(x_k along axis 0), [n, rest...])  when
+ * rest[0] rows stack (e.g. the step outputs h_t [B, H] stacked into
+ * [T, B, H]): the producers can then be planned straight into one buffer. */
+static weft_node concat_of_unit_reshapes(weft_rw *rw, weft_node i, const weft_node *in, int n) {
+    const weft_graph *d = rw->dst;
+    weft_node *xs = malloc((size_t)n * sizeof *xs);
+    if (!xs) return WEFT_NONE;
+    weft_shape first = {0, {0}};
+    int ok = n > 1;
+    for (int k = 0; ok && k < n; k++) {
+        const weft_node_rec *r = R(d, in[k]);
+        ok = r->kind == WEFT_NODE_OP && r->op == WEFT_OP_reshape && r->shape.ndim >= 2 && r->shape.dim[0] == 1;
+        if (!ok) break;
+        xs[k] = weft_in_of(d, in[k], 0);
+        weft_shape xsh = R(d, xs[k])->shape;
+        ok = xsh.ndim == r->shape.ndim - 1;
+        for (int q = 0; ok && q < xsh.ndim; q++) ok = xsh.dim[q] == r->shape.dim[q + 1];
+        if (k == 0) first = xsh;
+        ok = ok && weft_shape_eq(xsh, first);
+    }
+    weft_node out = WEFT_NONE;
+    if (ok) {
+        weft_attr ca = {.i = {0}};
+        weft_node cat = weft_rw_op(rw, i, WEFT_OP_concat, xs, n, &ca);
+        weft_attr ra = {.shape = R(rw->src, i)->shape};
+        out = weft_rw_op(rw, i, WEFT_OP_reshape, &cat, 1, &ra);
+    }
+    free(xs);
+    return out;
+}
+
 weft_status weft_pass_simplify(weft_rw *rw) {
     const weft_graph *src = rw->src;
     weft_graph *d = rw->dst;
@@ -162,6 +194,7 @@ weft_status weft_pass_simplify(weft_rw *rw) {
             out = concat_of_slices(rw, i, in, r->n_in, (int)r->attr.i[0]);
             if (out == WEFT_NONE && (int)r->attr.i[0] == 0 && r->shape.ndim == 2)
                 out = weft_rw_concat_rows(rw, i, in, r->n_in);
+            if (out == WEFT_NONE && (int)r->attr.i[0] == 0) out = concat_of_unit_reshapes(rw, i, in, r->n_in);
             free(in);
             break;
         }

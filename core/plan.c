@@ -10,6 +10,8 @@
 void weft_plan_free(weft_plan *p) {
     free(p->block_bytes);
     free(p->block_of);
+    free(p->placed_in);
+    free(p->place_at);
     free(p->is_view);
     memset(p, 0, sizeof *p);
 }
@@ -19,6 +21,8 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     static char base[64]; /* views are simulated on fake addresses: only strides matter */
     memset(p, 0, sizeof *p);
     p->block_of = malloc((size_t)(N ? N : 1) * sizeof *p->block_of);
+    p->placed_in = malloc((size_t)(N ? N : 1) * sizeof *p->placed_in);
+    p->place_at = calloc((size_t)(N ? N : 1), sizeof *p->place_at);
     p->is_view = calloc((size_t)(N ? N : 1), 1);
     p->block_bytes = malloc((size_t)(N ? N : 1) * sizeof *p->block_bytes);
     weft_tensor *t = calloc((size_t)(N ? N : 1), sizeof *t);
@@ -26,7 +30,7 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     uint8_t *block_free = calloc((size_t)(N ? N : 1), 1);
     int *ends_head = malloc((size_t)(N ? N : 1) * sizeof *ends_head), *ends_next = malloc((size_t)(N ? N : 1) * sizeof *ends_next);
     weft_status st = WEFT_OK;
-    if (!p->block_of || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
+    if (!p->block_of || !p->placed_in || !p->place_at || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
         st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
         goto done;
     }
@@ -34,6 +38,7 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];
         p->block_of[i] = -1;
+        p->placed_in[i] = -1;
         owner[i] = i;
         last[i] = -1;
         ends_head[i] = -1;
@@ -48,6 +53,52 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
                 owner[i] = owner[weft_in_of(g, i, 0)];
             }
         }
+    }
+    /* Producers written straight into their concat's output: a producer
+     * whose only reader is a concat, whose kernel can write row-strided
+     * output, and which is not an output itself, computes into the slice
+     * of the concat's buffer where the concat would have copied it.  Outer
+     * concats first, so nested ones chain into one buffer. */
+    if (reuse) {
+        /* readers: how many nodes read a value; view_readers: how many of them
+         * are views, which were planned assuming a contiguous producer. */
+        int *readers = calloc((size_t)(N ? N : 1), sizeof *readers);
+        int *view_readers = calloc((size_t)(N ? N : 1), sizeof *view_readers);
+        if (!readers || !view_readers) {
+            free(readers);
+            free(view_readers);
+            st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < N; i++)
+            if (needed[i])
+                for (int k = 0; k < g->nodes[i].n_in; k++) {
+                    readers[weft_in_of(g, i, k)]++;
+                    view_readers[weft_in_of(g, i, k)] += p->is_view[i];
+                }
+        for (int c = N - 1; c >= 0; c--) {
+            const weft_node_rec *r = &g->nodes[c];
+            if (!needed[c] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_concat) continue;
+            int64_t at = 0;
+            for (int k = 0; k < r->n_in; k++) {
+                weft_node q = weft_in_of(g, c, k);
+                const weft_node_rec *rq = &g->nodes[q];
+                /* Other readers may stay: every kernel reads strided inputs. */
+                if (rq->kind == WEFT_NODE_OP && (weft_ops[rq->op].flags & WEFT_OPF_STRIDED_OUT) && !p->is_view[q] &&
+                    view_readers[q] == 0 && p->placed_in[q] < 0) {
+                    p->placed_in[q] = c;
+                    p->place_at[q] = at;
+                }
+                at += rq->shape.dim[r->attr.i[0]];
+            }
+        }
+        free(readers);
+        free(view_readers);
+        /* A placed producer's storage is its concat's (outer ones resolved first). */
+        for (int i = N - 1; i >= 0; i--)
+            if (p->placed_in[i] >= 0) owner[i] = owner[p->placed_in[i]];
+        for (int i = 0; i < N; i++)
+            if (p->is_view[i]) owner[i] = owner[weft_in_of(g, i, 0)];
     }
     /* Last reader of each owner's storage. */
     for (int i = 0; i < N; i++) {
@@ -68,6 +119,9 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];
         if (!needed[i] || p->is_view[i] || r->kind == WEFT_NODE_PARAM || r->kind == WEFT_NODE_CONST) goto release;
+        int me = owner[i]; /* a placed producer allocates its concat's buffer, once */
+        if (p->block_of[me] >= 0) goto release;
+        r = &g->nodes[me];
         size_t bytes = (size_t)weft_shape_numel(r->shape) * weft_dtype_size(r->dtype);
         if (!bytes) bytes = 1;
         p->unplanned_bytes += (int64_t)bytes;
@@ -83,7 +137,7 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
             p->peak_bytes += (int64_t)bytes;
         }
         block_free[best] = 0;
-        p->block_of[i] = best;
+        p->block_of[me] = best;
     release:
         /* Values whose last reader is node i: their blocks are free now.
          * Inputs (fed before the run) keep theirs. */

@@ -11,6 +11,8 @@ typedef struct weft_plan {
     size_t *block_bytes;   /* [n_blocks] */
     int *block_of;         /* [N]: the block node i writes, -1 for views and leaves */
     uint8_t *is_view;      /* [N]: aliases its first input */
+    int *placed_in;        /* [N]: the concat whose output this node writes into, or -1 */
+    int64_t *place_at;     /* [N]: its offset along that concat's axis */
     int64_t peak_bytes;    /* sum of the blocks */
     int64_t unplanned_bytes; /* one buffer per node, as without a plan */
 } weft_plan;

@@ -49,6 +49,11 @@ struct weft_trainer {
     int64_t steps, epoch;
     char **meta;                /* key, value, key, value, ... (weft_trainer_set_meta) */
     int nmeta;
+    /* weft_trainer_set_grad_hook: called between reading and clipping the
+     * gradients (arrays of gs built once, when the hook is set) */
+    weft_grad_hook hook;
+    void *hook_ctx;
+    weft_grad_set gs;
 };
 
 static size_t node_bytes(const weft_graph *g, weft_node n) {
@@ -71,6 +76,9 @@ void weft_trainer_free(weft_trainer *t) {
     weft_optim_free(t->optim);
     for (int i = 0; i < 2 * t->nmeta; i++) free(t->meta[i]);
     free(t->meta);
+    free((void *)t->gs.params);
+    free((void *)t->gs.dtypes);
+    free((void *)t->gs.bytes);
     free(t);
 }
 
@@ -301,6 +309,10 @@ weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *
                      weft_node_name(g, t->params[i]));
             return numeric_error(t, h, feeds, n, what);
         }
+    if (t->hook) {
+        t->gs.step = t->steps;
+        if ((s = t->hook(t->hook_ctx, &t->gs))) return s;
+    }
     double norm = 0;
     if (t->cfg.clip_norm > 0) {
         if ((s = weft_clip_grad_norm(t->optim, t->gbuf, t->cfg.clip_norm, &norm))) return s;
@@ -363,6 +375,27 @@ int64_t weft_trainer_epoch(const weft_trainer *t) { return t->epoch; }
 double weft_trainer_lr(const weft_trainer *t) { return weft_optim_lr(t->optim); }
 weft_rng *weft_trainer_rng(weft_trainer *t) { return &t->rng; }
 weft_optim *weft_trainer_optim(weft_trainer *t) { return t->optim; }
+
+weft_status weft_trainer_set_grad_hook(weft_trainer *t, weft_grad_hook fn, void *ctx) {
+    if (fn && !t->gs.params) {
+        const void **p = calloc((size_t)t->np + 1, sizeof *p);
+        weft_dtype *d = calloc((size_t)t->np + 1, sizeof *d);
+        size_t *b = calloc((size_t)t->np + 1, sizeof *b);
+        if (!p || !d || !b) {
+            free(p), free(d), free(b);
+            return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+        }
+        for (int i = 0; i < t->np; i++) {
+            p[i] = weft_param_data(t->g, t->params[i]);
+            d[i] = weft_node_dtype(t->g, t->params[i]);
+            b[i] = node_bytes(t->g, t->params[i]);
+        }
+        t->gs = (weft_grad_set){t->np, t->gbuf, p, d, b, 0};
+    }
+    t->hook = fn;
+    t->hook_ctx = ctx;
+    return WEFT_OK;
+}
 
 /* The metadata keys the checkpoint itself writes. */
 static const char *const own_keys[] = {

@@ -23,6 +23,7 @@
         weft_iter4 ia = weft_iter4_of(&in[0], &out->shape);                    \
         weft_iter4 ib = n > 1 ? weft_iter4_of(&in[1], &out->shape) : ia;       \
         weft_iter4 ic = n > 2 ? weft_iter4_of(&in[2], &out->shape) : ia;       \
+        weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
         const int64_t D = ia.n[3], sa = ia.s[3], sb = ib.s[3], sc = ic.s[3];   \
         const int64_t rows = ia.n[0] * ia.n[1] * ia.n[2];                      \
         _Pragma("omp parallel for schedule(static) if (rows * D >= EW_PAR_MIN && rows > 1)") \
@@ -31,7 +32,7 @@
             const T *pa = A + i0 * ia.s[0] + i1 * ia.s[1] + i2 * ia.s[2];      \
             const T *pb = B + i0 * ib.s[0] + i1 * ib.s[1] + i2 * ib.s[2];      \
             const T *pc = C + i0 * ic.s[0] + i1 * ic.s[1] + i2 * ic.s[2];      \
-            T *o = O + row * D;                                                \
+            T *o = O + i0 * io.s[0] + i1 * io.s[1] + i2 * io.s[2];             \
             if (sa == 1 && sb == 1 && sc == 1) {                               \
                 _Pragma("omp simd")                                            \
                 for (int64_t d = 0; d < D; d++) {                              \

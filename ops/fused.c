@@ -81,12 +81,18 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
     do {                                                                       \
         weft_iter4 it[WEFT_FUSED_MAX_INPUTS];                                                     \
         for (int k = 0; k < n; k++) it[k] = weft_iter4_of(&in[k], &out->shape); \
+        const weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
         const int64_t D = out->shape.ndim ? out->shape.dim[out->shape.ndim - 1] : 1; \
         const int64_t rows = weft_shape_numel(out->shape) / D;                 \
         _Pragma("omp parallel for schedule(static) if (rows * D >= 32768 && rows > 1)") \
         for (int64_t row = 0; row < rows; row++) {                             \
             T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK];               \
             const T *base[WEFT_FUSED_MAX_INPUTS];                                                 \
+            int64_t orow = 0;                                                  \
+            {                                                                  \
+                int64_t r = row;                                               \
+                for (int d = 2; d >= 0; d--) { orow += (r % io.n[d]) * io.s[d]; r /= io.n[d]; } \
+            }                                                                  \
             for (int k = 0; k < n; k++) {                                      \
                 int64_t r = row, off = 0;                                      \
                 for (int d = 2; d >= 0; d--) { off += (r % it[k].n[d]) * it[k].s[d]; r /= it[k].n[d]; } \
@@ -103,7 +109,7 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
                     src[k] = gbuf;                                             \
                 }                                                              \
-                T *dst = (T *)out->data + row * D + j0;                        \
+                T *dst = (T *)out->data + orow + j0;                           \
                 RUN_CHUNK();                                                  \
             }                                                                  \
         }                                                                      \

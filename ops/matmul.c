@@ -75,8 +75,10 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
     int ta = attr->i[0] != 0, tb = attr->i[1] != 0;
     dim_t m = out->shape.dim[0], nn = out->shape.dim[1], k = in[0].shape.dim[ta ? 0 : 1];
     trans_t TA = ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, TB = tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
-    inc_t rsc = nn, csc = 1;
-    if (nn == 1) rsc = 1;
+    /* The output may be a row-strided slice of a larger buffer (a concat's). */
+    inc_t rsc = out->stride[0], csc = out->stride[1];
+    if (nn == 1) csc = 1;
+    if (m == 1) rsc = nn * csc; /* unambiguous strides on unit dimensions, as BLIS wants */
     if (out->dtype == WEFT_F32) {
         float one = 1, zero = 0;
         bli_sgemm(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,

@@ -10,6 +10,9 @@ enum {
     WEFT_OPF_ELEMENTWISE = 1u << 0, /* output element i depends on input element i (after broadcast) */
     WEFT_OPF_VIEW = 1u << 1,        /* may alias its first input (strided view) */
     WEFT_OPF_NONDIFF = 1u << 2,     /* zero gradient for every input */
+    WEFT_OPF_STRIDED_OUT = 1u << 3, /* the kernel writes an output whose rows are strided
+                                     * (innermost stride 1): the planner may place it
+                                     * straight into a slice of a concat */
 };
 
 /* Runtime context handed to kernels. */

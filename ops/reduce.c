@@ -65,8 +65,49 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
                 }                                                              \
     } while (0)
 
-weft_status weft_sum_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
-                            const weft_kctx *ctx) {
+/* Contiguous input reduced over its leading axes (bias gradients: a column
+ * sum of stacked rows) or its trailing axes (row sums): unit-stride loops
+ * that vectorize.  Same order of additions per output element as the
+ * general loop, so the result is the same. */
+#define REDUCE_FAST(T)                                                         \
+    do {                                                                       \
+        const T *x = in[0].data;                                               \
+        T *o = out->data;                                                      \
+        if (lead) {                                                            \
+            for (int64_t j = 0; j < cols; j++) o[j] = 0;                       \
+            for (int64_t r = 0; r < rows; r++) {                               \
+                const T *xr = x + r * cols;                                    \
+                _Pragma("omp simd")                                            \
+                for (int64_t j = 0; j < cols; j++) o[j] += xr[j];              \
+            }                                                                  \
+        } else {                                                               \
+            for (int64_t r = 0; r < rows; r++) {                               \
+                const T *xr = x + r * cols;                                    \
+                T acc = 0;                                                     \
+                for (int64_t j = 0; j < cols; j++) acc += xr[j];               \
+                o[r] = acc;                                                    \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+WEFT_KERNEL_CLONES weft_status weft_sum_kernel(weft_tensor *out, const weft_tensor *in, int n,
+                                               const weft_attr *attr, const weft_kctx *ctx) {
+    int nd = in[0].shape.ndim, k = 0;
+    int64_t mask = attr->i[0], full = ((int64_t)1 << nd) - 1;
+    while (k < nd && (mask >> k & 1)) k++;
+    int lead = mask == ((int64_t)1 << k) - 1 && k > 0;               /* axes 0..k-1 */
+    int trail = !lead && (mask & full) && ((mask + (mask & -mask)) & full) == 0; /* axes j..nd-1 */
+    if ((lead || trail) && weft_tensor_is_contiguous(&in[0])) {
+        int first = lead ? k : __builtin_ctzll((unsigned long long)mask);
+        int64_t rows = 1, cols = 1;
+        for (int d = 0; d < nd; d++) {
+            if (d < first) rows *= in[0].shape.dim[d];
+            else cols *= in[0].shape.dim[d];
+        }
+        if (out->dtype == WEFT_F32) REDUCE_FAST(float);
+        else REDUCE_FAST(double);
+        return WEFT_OK;
+    }
     if (out->dtype == WEFT_F32) REDUCE_LOOP(float, 0, *acc += v);
     else REDUCE_LOOP(double, 0, *acc += v);
     return WEFT_OK;

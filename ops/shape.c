@@ -245,14 +245,15 @@ weft_status weft_concat_infer(const weft_graph *g, const weft_node *in, int n, w
 weft_status weft_concat_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
                                const weft_kctx *ctx) {
     int ax = (int)attr->i[0];
-    weft_tensor o = *out;
-    weft_tensor_contiguous_strides(&o.shape, o.stride);
+    weft_tensor o = *out; /* possibly itself a slice of an outer concat */
     int64_t at = 0;
     for (int k = 0; k < n; k++) {
         weft_attr sa = {.i = {ax, at, at + in[k].shape.dim[ax]}};
         weft_tensor dst;
         weft_slice_view(&dst, &o, &sa);
-        copy_strided(&dst, &in[k]);
+        /* The planner may have had the producer write here already. */
+        if (dst.data != in[k].data || memcmp(dst.stride, in[k].stride, sizeof dst.stride))
+            copy_strided(&dst, &in[k]);
         at += in[k].shape.dim[ax];
     }
     return WEFT_OK;
