@@ -97,6 +97,24 @@ double weft_trainer_lr(const weft_trainer *t);
 weft_rng *weft_trainer_rng(weft_trainer *t);
 weft_optim *weft_trainer_optim(weft_trainer *t);
 
+/* A gradient hook: called by every training step after the gradients are
+ * read and checked finite, before clipping and the optimizer step; it may
+ * rewrite grads[i] in place (e.g. average them across processes:
+ * include/weft/dist.h).  An error fails the step with the parameters
+ * untouched.  Arrays are in parameter order and stay valid while the
+ * trainer lives; params[i] are the current values (read only). */
+typedef struct weft_grad_set {
+    int n;
+    void *const *grads;
+    const void *const *params;
+    const weft_dtype *dtypes;
+    const size_t *bytes;        /* of grads[i] and params[i] */
+    int64_t step;               /* steps completed before this one */
+} weft_grad_set;
+typedef weft_status (*weft_grad_hook)(void *ctx, const weft_grad_set *gs);
+/* fn = NULL removes the hook. */
+weft_status weft_trainer_set_grad_hook(weft_trainer *t, weft_grad_hook fn, void *ctx);
+
 /* Extra checkpoint metadata (copied; setting a key again replaces it): what
  * a tool needs to rebuild the model from the checkpoint alone, e.g. the
  * cell's name or a vocabulary.  Read it back with weft_st_metadata.  The
