@@ -22,6 +22,7 @@ static const struct {
     {"cse", weft_pass_cse},
     {"fuse", weft_pass_fuse},
     {"dce", weft_pass_dce},
+    {"schedule", weft_pass_schedule},
 };
 #define N_PASSES ((int)(sizeof passes / sizeof passes[0]))
 _Static_assert(N_PASSES <= WEFT_MAX_PASSES, "raise WEFT_MAX_PASSES");
@@ -250,6 +251,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) { weft_graph_free(cur); goto fail; }
     }
     if (opt && opt->threads) weft_set_threads(opt->threads);
+    p->report.inter_op = opt ? opt->inter_op : 0;
     p->report.compile_ms = now_ms() - t0;
     e = weft_exec_adopt(cur, outputs, n, g, p->map, g->n, &p->report);
     if (!e) {
@@ -282,4 +284,6 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
     }
     fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB with one buffer per node)\n", r->compile_ms,
             r->planned_peak_bytes / 1e6, r->unplanned_bytes / 1e6);
+    fprintf(f, "parallelism %.2f: %s\n", r->parallelism,
+            r->workers > 1 ? "independent nodes run side by side, one thread each" : "kernels share the threads");
 }

@@ -237,6 +237,7 @@ struct weft_dist_avg {
     size_t bucket_bytes;
     int64_t check_every;
     double weight;
+    int profile;
     void *flat[NGROUP];
     size_t cap[NGROUP];       /* elements */
     dist_req *reqs;
@@ -265,6 +266,8 @@ void weft_dist_avg_free(weft_dist_avg *a) {
 void weft_dist_avg_set_weight(weft_dist_avg *a, double w) { a->weight = w; }
 
 void weft_dist_avg_stats(const weft_dist_avg *a, weft_dist_stats *s) { *s = a->st; }
+
+void weft_dist_avg_set_profile(weft_dist_avg *a, int on) { a->profile = on; }
 
 static int group_of(weft_dtype t) {
     for (int g = 0; g < NGROUP; g++)
@@ -377,6 +380,13 @@ weft_status weft_dist_avg_hook(void *ctx, const weft_grad_set *gs) {
     int k = 0;
     s = start_sum(&wsum, 1, WEFT_F64, &a->reqs[k]);
     if (!s) k++;
+    char what[96];
+    snprintf(what, sizeof what, "averaging the gradients of step %" PRId64, gs->step + 1);
+    if (!s && a->profile) { /* the weights' sum completes when every rank has arrived */
+        double ts = now();
+        s = wait_all(a->reqs, k, what);
+        a->st.sync_seconds += now() - ts;
+    }
     for (int g = 0; g < NGROUP && !s; g++) {
         size_t es = weft_dtype_size(group_dtype[g]), packed = 0, started = 0;
         for (int i = 0; i < gs->n && !s; i++) {
@@ -391,8 +401,6 @@ weft_status weft_dist_avg_hook(void *ctx, const weft_grad_set *gs) {
     }
     /* requests already started must complete even after an error: every
      * rank started the same ones */
-    char what[96];
-    snprintf(what, sizeof what, "averaging the gradients of step %" PRId64, gs->step + 1);
     double tw = now();
     weft_status w = wait_all(a->reqs, k, what);
     a->st.wait_seconds += now() - tw;

@@ -25,6 +25,10 @@ struct weft_exec {
     weft_node *map;
     int n_map;
     weft_compile_report report;
+    /* Inter-op parallelism (compiled executors): dependencies in CSR form. */
+    int workers;
+    int *dep_off, *deps;
+    uint8_t *done;
 };
 
 void weft_exec_free(weft_exec *e) {
@@ -33,6 +37,9 @@ void weft_exec_free(weft_exec *e) {
         free(e->map);
         weft_graph_free(e->g);
     }
+    free(e->dep_off);
+    free(e->deps);
+    free(e->done);
     for (int b = 0; b < e->plan.n_blocks && e->blocks; b++) free(e->blocks[b]);
     free(e->blocks);
     weft_plan_free(&e->plan);
@@ -106,6 +113,90 @@ oom:
 
 weft_exec *weft_exec_new(weft_graph *g, const weft_node *outputs, int n) { return create(g, outputs, n, 0); }
 
+/* Rough cost of a node, for deciding whether inter-op parallelism pays. */
+static double node_cost(const weft_graph *g, int i) {
+    const weft_node_rec *r = &g->nodes[i];
+    if (r->kind != WEFT_NODE_OP || (weft_ops[r->op].flags & WEFT_OPF_VIEW)) return 0;
+    double n = (double)weft_shape_numel(r->shape);
+    if (r->op == WEFT_OP_matmul) {
+        weft_shape a = g->nodes[weft_in_of(g, i, 0)].shape;
+        n *= (double)a.dim[r->attr.i[0] ? 0 : 1] / 4; /* flops go faster than memory */
+    }
+    return n + 2000; /* plus a fixed cost per kernel call */
+}
+
+/* Dependencies for the inter-op workers: each node's inputs, and for a node
+ * writing storage the plan reuses, every reader of the storage's previous
+ * value.  Workers are used when the graph's work-weighted parallelism
+ * (total cost over critical-path cost) says two chains can run side by side
+ * (both directions of a bidirectional layer, for instance). */
+static weft_status setup_workers(weft_exec *e, int threads, int mode) {
+    const weft_graph *g = e->g;
+    int N = e->n;
+    double *finish = calloc((size_t)N + 1, sizeof *finish), total = 0, critical = 0;
+    int *rcount = calloc((size_t)N + 1, sizeof *rcount), *roff = calloc((size_t)N + 2, sizeof *roff), *rlist = NULL;
+    int64_t ndeps = 0;
+    if (!finish || !rcount || !roff) goto oom;
+    for (int i = 0; i < N; i++) {
+        if (!e->needed[i]) continue;
+        double start = 0;
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int x = weft_in_of(g, i, k);
+            if (finish[x] > start) start = finish[x];
+            rcount[e->plan.owner[x]]++;
+        }
+        double c = node_cost(g, i);
+        finish[i] = start + c;
+        total += c;
+        if (finish[i] > critical) critical = finish[i];
+    }
+    e->report.parallelism = critical > 0 ? total / critical : 1;
+    if (mode < 0 || threads < 2 || (mode == 0 && e->report.parallelism < 1.6)) {
+        free(finish); free(rcount); free(roff);
+        return WEFT_OK;
+    }
+    /* readers of each owner's storage, CSR */
+    for (int o = 0; o < N; o++) roff[o + 1] = roff[o] + rcount[o];
+    rlist = malloc((size_t)roff[N] * sizeof *rlist + 1);
+    if (!rlist) goto oom;
+    memset(rcount, 0, (size_t)N * sizeof *rcount);
+    for (int i = 0; i < N; i++)
+        if (e->needed[i])
+            for (int k = 0; k < g->nodes[i].n_in; k++) {
+                int o = e->plan.owner[weft_in_of(g, i, k)];
+                rlist[roff[o] + rcount[o]++] = i;
+            }
+    e->dep_off = malloc((size_t)(N + 1) * sizeof *e->dep_off);
+    if (!e->dep_off) goto oom;
+    for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+        ndeps = 0;
+        for (int i = 0; i < N; i++) {
+            if (pass) e->dep_off[i] = (int)ndeps;
+            if (!e->needed[i]) continue;
+            for (int k = 0; k < g->nodes[i].n_in; k++) {
+                if (pass) e->deps[ndeps] = weft_in_of(g, i, k);
+                ndeps++;
+            }
+            int w = e->plan.war_from[e->plan.owner[i]];
+            if (w >= 0 && !e->plan.is_view[i] && g->nodes[i].kind == WEFT_NODE_OP)
+                for (int q = roff[w]; q < roff[w + 1]; q++) {
+                    if (rlist[q] == i) continue;
+                    if (pass) e->deps[ndeps] = rlist[q];
+                    ndeps++;
+                }
+        }
+        if (pass) e->dep_off[N] = (int)ndeps;
+        else if (!(e->deps = malloc((size_t)ndeps * sizeof *e->deps + 1))) goto oom;
+    }
+    if (!(e->done = calloc((size_t)N + 1, 1))) goto oom;
+    e->workers = threads;
+    free(finish); free(rcount); free(roff); free(rlist);
+    return WEFT_OK;
+oom:
+    free(finish); free(rcount); free(roff); free(rlist);
+    return weft_error(WEFT_ERR_NOMEM, "exec: out of memory");
+}
+
 static weft_status node_ok(const weft_exec *e, weft_node n, const char *what) {
     if (n < 0 || n >= e->n || !e->needed[n])
         return weft_error(WEFT_ERR_ARG, "%s: node %d is not computed by this executor", what, (int)n);
@@ -135,6 +226,12 @@ weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n
     e->orig = orig;
     e->map = map;
     e->n_map = n_map;
+    if (setup_workers(e, weft_get_threads(), report ? report->inter_op : 0)) {
+        weft_exec_free(e);
+        return NULL;
+    }
+    keep.workers = e->workers;
+    keep.parallelism = e->report.parallelism;
     keep.planned_peak_bytes = e->report.planned_peak_bytes;
     keep.unplanned_bytes = e->report.unplanned_bytes;
     e->report = keep;
@@ -172,33 +269,76 @@ weft_status weft_exec_feed(weft_exec *e, weft_node input, const void *data, size
     return WEFT_OK;
 }
 
-weft_status weft_exec_run(weft_exec *e) {
+/* One node: a view's tensor, or its kernel into its planned storage. */
+static weft_status run_node(weft_exec *e, int i, const weft_kctx *ctx) {
     char d[160];
     weft_graph *g = e->g;
-    weft_kctx ctx = {.counter = e->counter, .g = g};
-    weft_tensor ins_small[8];
-    for (int i = 0; i < e->n; i++) {
-        const weft_node_rec *r = &g->nodes[i];
-        if (!e->needed[i]) continue;
-        if (r->kind == WEFT_NODE_INPUT) {
-            if (!e->fed[i])
-                return weft_error(WEFT_ERR_ARG, "run: %s was not fed", weft_node_desc(g, i, d, sizeof d));
-            continue;
+    const weft_node_rec *r = &g->nodes[i];
+    if (r->kind == WEFT_NODE_INPUT && !e->fed[i])
+        return weft_error(WEFT_ERR_ARG, "run: %s was not fed", weft_node_desc(g, i, d, sizeof d));
+    if (r->kind != WEFT_NODE_OP) return WEFT_OK;
+    const weft_op_def *def = &weft_ops[r->op];
+    weft_tensor ins_small[8], *ins = r->n_in <= 8 ? ins_small : malloc((size_t)r->n_in * sizeof *ins);
+    if (!ins) return weft_error(WEFT_ERR_NOMEM, "run: out of memory");
+    for (int j = 0; j < r->n_in; j++) ins[j] = e->val[g->edges[r->in_off + j]];
+    weft_status s = WEFT_OK;
+    if (e->plan.is_view[i]) {
+        if (!def->view(&e->val[i], ins, &r->attr)) s = weft_error(WEFT_ERR_GRAPH, "a planned view is not a view");
+    } else {
+        s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, ctx);
+    }
+    if (ins != ins_small) free(ins);
+    if (s != WEFT_OK)
+        return weft_error(s, "run: node %d (%s): %s", i, weft_node_desc(g, i, d, sizeof d), weft_last_error());
+    return WEFT_OK;
+}
+
+/* Inter-op parallel run: workers claim nodes in schedule order and start
+ * each once its inputs are computed and the readers of the storage it
+ * overwrites are done (the plan's write-after-read edges).  Kernels run
+ * single-threaded here, so results are those of a 1-thread run. */
+static weft_status run_workers(weft_exec *e, const weft_kctx *base) {
+    int next = 0, failed_at = e->n;
+    weft_status failed = WEFT_OK;
+    char msg[1024] = "";
+    memset(e->done, 0, (size_t)e->n);
+    #pragma omp parallel num_threads(e->workers)
+    {
+        weft_kctx ctx = *base;
+        ctx.threads = 1;
+        for (;;) {
+            int i = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+            if (i >= e->n) break;
+            if (e->needed[i]) {
+                for (int k = e->dep_off[i]; k < e->dep_off[i + 1]; k++)
+                    while (!__atomic_load_n(&e->done[e->deps[k]], __ATOMIC_ACQUIRE)) __builtin_ia32_pause();
+                weft_status s = __atomic_load_n(&failed, __ATOMIC_RELAXED) ? WEFT_OK : run_node(e, i, &ctx);
+                if (s) {
+                    #pragma omp critical(weft_exec_error)
+                    if (i < failed_at) { /* report the first failing node, as the sequential run does */
+                        failed_at = i;
+                        failed = s;
+                        snprintf(msg, sizeof msg, "%s", weft_last_error());
+                    }
+                }
+            }
+            __atomic_store_n(&e->done[i], 1, __ATOMIC_RELEASE);
         }
-        if (r->kind != WEFT_NODE_OP) continue;
-        const weft_op_def *def = &weft_ops[r->op];
-        weft_tensor *ins = r->n_in <= 8 ? ins_small : malloc((size_t)r->n_in * sizeof *ins);
-        if (!ins) return weft_error(WEFT_ERR_NOMEM, "run: out of memory");
-        for (int j = 0; j < r->n_in; j++) ins[j] = e->val[g->edges[r->in_off + j]];
-        weft_status s = WEFT_OK;
-        if (e->plan.is_view[i]) {
-            if (!def->view(&e->val[i], ins, &r->attr)) s = weft_error(WEFT_ERR_GRAPH, "a planned view is not a view");
-        } else {
-            s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, &ctx);
+    }
+    return failed ? weft_error(failed, "%s", msg) : WEFT_OK;
+}
+
+weft_status weft_exec_run(weft_exec *e) {
+    weft_kctx ctx = {.counter = e->counter, .g = e->g};
+    if (e->workers > 1) {
+        weft_status s = run_workers(e, &ctx);
+        if (s) return s;
+    } else {
+        for (int i = 0; i < e->n; i++) {
+            if (!e->needed[i]) continue;
+            weft_status s = run_node(e, i, &ctx);
+            if (s) return s;
         }
-        if (ins != ins_small) free(ins);
-        if (s != WEFT_OK)
-            return weft_error(s, "run: node %d (%s): %s", i, weft_node_desc(g, i, d, sizeof d), weft_last_error());
     }
     e->counter++;
     return WEFT_OK;

@@ -39,6 +39,7 @@ weft_status weft_pass_batch_gemm(weft_rw *rw);
 weft_status weft_pass_batch_wgrad(weft_rw *rw);
 weft_status weft_pass_merge_gates(weft_rw *rw);
 weft_status weft_pass_fuse(weft_rw *rw);
+weft_status weft_pass_schedule(weft_rw *rw);
 
 /* Graph helpers for passes. */
 /* The rows of parts[0..n) stacked (a [sum rows, K] node): a view of their

@@ -10,6 +10,8 @@
 void weft_plan_free(weft_plan *p) {
     free(p->block_bytes);
     free(p->block_of);
+    free(p->owner);
+    free(p->war_from);
     free(p->placed_in);
     free(p->place_at);
     free(p->is_view);
@@ -26,11 +28,13 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     p->is_view = calloc((size_t)(N ? N : 1), 1);
     p->block_bytes = malloc((size_t)(N ? N : 1) * sizeof *p->block_bytes);
     weft_tensor *t = calloc((size_t)(N ? N : 1), sizeof *t);
-    int *owner = malloc((size_t)(N ? N : 1) * sizeof *owner), *last = malloc((size_t)(N ? N : 1) * sizeof *last);
+    int *owner = p->owner = malloc((size_t)(N ? N : 1) * sizeof *owner), *last = malloc((size_t)(N ? N : 1) * sizeof *last);
+    p->war_from = malloc((size_t)(N ? N : 1) * sizeof *p->war_from);
+    int *holder = malloc((size_t)(N ? N : 1) * sizeof *holder); /* block -> its last owner */
     uint8_t *block_free = calloc((size_t)(N ? N : 1), 1);
     int *ends_head = malloc((size_t)(N ? N : 1) * sizeof *ends_head), *ends_next = malloc((size_t)(N ? N : 1) * sizeof *ends_next);
     weft_status st = WEFT_OK;
-    if (!p->block_of || !p->placed_in || !p->place_at || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
+    if (!p->block_of || !p->war_from || !holder || !p->placed_in || !p->place_at || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
         st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
         goto done;
     }
@@ -38,6 +42,7 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];
         p->block_of[i] = -1;
+        p->war_from[i] = -1;
         p->placed_in[i] = -1;
         owner[i] = i;
         last[i] = -1;
@@ -135,7 +140,10 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
             best = p->n_blocks++;
             p->block_bytes[best] = bytes;
             p->peak_bytes += (int64_t)bytes;
+        } else {
+            p->war_from[me] = holder[best]; /* its readers must finish before me is written */
         }
+        holder[best] = me;
         block_free[best] = 0;
         p->block_of[me] = best;
     release:
@@ -145,7 +153,7 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
             if (p->block_of[o] >= 0 && g->nodes[o].kind == WEFT_NODE_OP) block_free[p->block_of[o]] = 1;
     }
 done:
-    free(t); free(owner); free(last); free(block_free); free(ends_head); free(ends_next);
+    free(t); free(holder); free(last); free(block_free); free(ends_head); free(ends_next);
     if (st) weft_plan_free(p);
     return st;
 }

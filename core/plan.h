@@ -13,6 +13,8 @@ typedef struct weft_plan {
     uint8_t *is_view;      /* [N]: aliases its first input */
     int *placed_in;        /* [N]: the concat whose output this node writes into, or -1 */
     int64_t *place_at;     /* [N]: its offset along that concat's axis */
+    int *owner;            /* [N]: the node whose storage node i's value lives in */
+    int *war_from;         /* [N]: for an owner, the owner that had its block before, or -1 */
     int64_t peak_bytes;    /* sum of the blocks */
     int64_t unplanned_bytes; /* one buffer per node, as without a plan */
 } weft_plan;

@@ -79,14 +79,21 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
     inc_t rsc = out->stride[0], csc = out->stride[1];
     if (nn == 1) csc = 1;
     if (m == 1) rsc = nn * csc; /* unambiguous strides on unit dimensions, as BLIS wants */
+    /* Inside an inter-op worker the GEMM gets one thread. */
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    rntm_t *rt = NULL;
+    if (ctx && ctx->threads == 1) {
+        bli_rntm_set_num_threads(1, &rntm);
+        rt = &rntm;
+    }
     if (out->dtype == WEFT_F32) {
         float one = 1, zero = 0;
-        bli_sgemm(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
-                  out->data, rsc, csc);
+        bli_sgemm_ex(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
+                     out->data, rsc, csc, NULL, rt);
     } else {
         double one = 1, zero = 0;
-        bli_dgemm(TA, TB, m, nn, k, &one, (double *)A, rsa, csa, (double *)B, rsb, csb, &zero,
-                  out->data, rsc, csc);
+        bli_dgemm_ex(TA, TB, m, nn, k, &one, (double *)A, rsa, csa, (double *)B, rsb, csb, &zero,
+                     out->data, rsc, csc, NULL, rt);
     }
     free(ta_buf);
     free(tb_buf);

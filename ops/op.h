@@ -19,6 +19,7 @@ enum {
 typedef struct weft_kctx {
     uint64_t counter;               /* the executor's run counter (dropout) */
     const weft_graph *g;            /* the graph being run (fused programs) */
+    int threads;                    /* 1: run single-threaded (inter-op workers); 0: all */
 } weft_kctx;
 
 typedef struct weft_op_def {

@@ -141,6 +141,18 @@ Test(compile, every_cell_layers_directions_masks_f64) {
         }
 }
 
+Test(compile, inter_op_workers_match_the_reference) {
+    weft_set_threads(2);
+    weft_compile_options o = {.inter_op = 1, .verify = 1};
+    for (int c = 0; c < 5; c++)
+        for (int cfg = 0; cfg < 3; cfg++) {
+            model m = rnn_model(cells[c], 1 + (cfg == 2), 1, cfg >= 1, 0, WEFT_F64);
+            for (int rep = 0; rep < 3; rep++) compare(&m, &o, 1e-12); /* races would show as flaky differences */
+            model_free(&m);
+        }
+    weft_set_threads(0);
+}
+
 Test(compile, f32_within_1e5) {
     for (int c = 0; c < 5; c++) {
         model m = rnn_model(cells[c], 2, 1, 1, 0, WEFT_F32);
@@ -254,9 +266,12 @@ Test(compile, deterministic_across_threads_and_runs) {
     size_t total = 0;
     for (int k = 0; k < np; k++) total += (size_t)weft_shape_numel(weft_node_shape(g, grads[k]));
     float *ref = malloc(total * sizeof *ref), *got = malloc(total * sizeof *got);
-    for (int trial = 0; trial < 3; trial++) {
-        weft_set_threads(trial == 1 ? 2 : 1);
-        weft_exec *e = weft_exec_compile(g, grads, np, NULL);
+    for (int trial = 0; trial < 4; trial++) {
+        /* 1 thread; 2 threads splitting kernels; 2 inter-op workers; 1 thread again */
+        weft_set_threads(trial == 1 || trial == 2 ? 2 : 1);
+        weft_compile_options o = {.inter_op = trial == 2 ? 1 : -1};
+        weft_exec *e = weft_exec_compile(g, grads, np, &o);
+        if (trial == 2) cr_assert_eq(weft_exec_report(e)->workers, 2);
         cr_assert(e, "%s", weft_last_error());
         cr_assert_eq(weft_exec_feed(e, x, xd, 4 * 64 * 64 * sizeof *xd), WEFT_OK);
         cr_assert_eq(weft_exec_run(e), WEFT_OK);

@@ -28,7 +28,7 @@ static int cmp_double(const void *a, const void *b) {
 static void usage(FILE *f) {
     fprintf(f, "usage: weft bench --cell CELL --seq-len T --batch B --input-size I --hidden-size H\n"
                "                  [--layers L] [--bidirectional] [--threads N] [--iters K]\n"
-               "                  [--no-pass=NAME ...] [--no-passes] [--dtype f32|f64] [--json]\n"
+               "                  [--no-pass=NAME ...] [--no-passes] [--inter-op 1|0|-1] [--dtype f32|f64] [--json]\n"
                "Times training steps (forward + backward with weight gradients) and reports the\n"
                "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n");
 }
@@ -36,7 +36,7 @@ static void usage(FILE *f) {
 int weft_cmd_bench(int argc, char **argv) {
     const char *cell_name = "lstm";
     int64_t T = 80, B = 50, I = 128, H = 128;
-    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0;
+    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0, inter_op = 0;
     weft_dtype dt = WEFT_F32;
     const char *disable[WEFT_MAX_PASSES];
     int n_disable = 0;
@@ -54,6 +54,7 @@ int weft_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--bidirectional")) bi = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-passes")) no_passes = 1;
+        else if (!strcmp(a, "--inter-op") && v) inter_op = atoi(argv[++i]);
         else if (!strncmp(a, "--no-pass=", 10) && n_disable < WEFT_MAX_PASSES) disable[n_disable++] = a + 10;
         else if (!strcmp(a, "--dtype") && v) {
             const char *d = argv[++i];
@@ -95,7 +96,8 @@ int weft_cmd_bench(int argc, char **argv) {
     wrt[np++] = x;
     if (weft_grad(g, loss, wrt, np, grads)) goto fail;
     grads[np] = loss;
-    weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes, .threads = threads};
+    weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes,
+                                .threads = threads, .inter_op = inter_op};
     p = weft_exec_compile(g, grads, np + 1, &opt);
     if (!p) goto fail;
     size_t nx = (size_t)(T * B * I), ng = (size_t)(T * B * (bi ? 2 : 1) * H), es = weft_dtype_size(dt);
@@ -131,10 +133,10 @@ int weft_cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
                "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"cpu_ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
-               "\"peak_bytes\": %lld, \"nodes\": %d}\n",
+               "\"peak_bytes\": %lld, \"nodes\": %d, \"workers\": %d}\n",
                cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med, med_cpu,
                flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes,
-               weft_graph_node_count(weft_exec_graph(p)));
+               weft_graph_node_count(weft_exec_graph(p)), rep->workers);
     } else {
         weft_compile_report_print(rep, stdout);
         printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d; %.3f ms CPU), %.2f GFLOP/s\n",

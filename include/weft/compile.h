@@ -21,6 +21,8 @@ typedef struct weft_compile_options {
     const char *dump_dir;        /* write NN-<pass>.dot after every pass */
     int verify;                  /* run weft_graph_verify after every pass */
     int threads;                 /* executor threads; 0 = all cores */
+    int inter_op;                /* run independent nodes side by side on the threads (each
+                                  * kernel single-threaded): 0 auto, 1 on, -1 off */
 } weft_compile_options;
 
 typedef struct weft_pass_stat {
@@ -39,6 +41,9 @@ typedef struct weft_compile_report {
     double compile_ms;
     int64_t planned_peak_bytes;  /* buffers live at once, from the memory plan */
     int64_t unplanned_bytes;     /* every buffer separately (the reference) */
+    int inter_op;                /* what was asked: 0 auto, 1 on, -1 off */
+    double parallelism;          /* total work over critical-path work (estimated) */
+    int workers;                 /* inter-op workers used (0: kernels use the threads) */
 } weft_compile_report;
 
 /* The pass names in order, NULL-terminated. */
