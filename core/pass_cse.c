@@ -40,11 +40,11 @@ weft_status weft_pass_cse(weft_rw *rw) {
             rw->map[i] = weft_rw_copy(rw, i);
             continue;
         }
-        weft_node in[64];
         int n = r->n_in;
-        if (n > 64) { /* wide concats: not worth hashing */
-            rw->map[i] = weft_rw_copy(rw, i);
-            continue;
+        weft_node small[8], *in = n <= 8 ? small : malloc((size_t)n * sizeof *in); /* stacks of T steps are wide */
+        if (!in) {
+            free(table);
+            return weft_error(WEFT_ERR_NOMEM, "cse: out of memory");
         }
         for (int k = 0; k < n; k++) in[k] = weft_rw_in(rw, i, k);
         size_t h = (size_t)key(rw->dst, r->op, in, n, &r->attr) & (cap - 1);
@@ -63,6 +63,7 @@ weft_status weft_pass_cse(weft_rw *rw) {
             rw->map[i] = weft_rw_copy(rw, i);
             if (found == WEFT_NONE && rw->map[i] != WEFT_NONE) table[h] = rw->map[i];
         }
+        if (in != small) free(in);
     }
     free(table);
     return WEFT_OK;
