@@ -31,10 +31,10 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
     int *owner = p->owner = malloc((size_t)(N ? N : 1) * sizeof *owner), *last = malloc((size_t)(N ? N : 1) * sizeof *last);
     p->war_from = malloc((size_t)(N ? N : 1) * sizeof *p->war_from);
     int *holder = malloc((size_t)(N ? N : 1) * sizeof *holder); /* block -> its last owner */
-    uint8_t *block_free = calloc((size_t)(N ? N : 1), 1);
+    int *free_list = malloc((size_t)(N ? N : 1) * sizeof *free_list), n_free = 0; /* free blocks by size */
     int *ends_head = malloc((size_t)(N ? N : 1) * sizeof *ends_head), *ends_next = malloc((size_t)(N ? N : 1) * sizeof *ends_next);
     weft_status st = WEFT_OK;
-    if (!p->block_of || !p->war_from || !holder || !p->placed_in || !p->place_at || !p->is_view || !p->block_bytes || !t || !owner || !last || !block_free || !ends_head || !ends_next) {
+    if (!p->block_of || !p->war_from || !holder || !p->placed_in || !p->place_at || !p->is_view || !p->block_bytes || !t || !owner || !last || !free_list || !ends_head || !ends_next) {
         st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
         goto done;
     }
@@ -131,11 +131,20 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
         if (!bytes) bytes = 1;
         p->unplanned_bytes += (int64_t)bytes;
         int best = -1;
-        if (reuse && r->kind == WEFT_NODE_OP)
-            for (int b = 0; b < p->n_blocks; b++)
-                if (block_free[b] && p->block_bytes[b] >= bytes &&
-                    (best < 0 || p->block_bytes[b] < p->block_bytes[best]))
-                    best = b;
+        if (reuse && r->kind == WEFT_NODE_OP && n_free) {
+            /* best fit: the smallest free block that is large enough */
+            int lo = 0, hi = n_free;
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (p->block_bytes[free_list[mid]] < bytes) lo = mid + 1;
+                else hi = mid;
+            }
+            if (lo < n_free) {
+                best = free_list[lo];
+                memmove(free_list + lo, free_list + lo + 1, (size_t)(n_free - lo - 1) * sizeof *free_list);
+                n_free--;
+            }
+        }
         if (best < 0) {
             best = p->n_blocks++;
             p->block_bytes[best] = bytes;
@@ -144,16 +153,26 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
             p->war_from[me] = holder[best]; /* its readers must finish before me is written */
         }
         holder[best] = me;
-        block_free[best] = 0;
         p->block_of[me] = best;
     release:
         /* Values whose last reader is node i: their blocks are free now.
          * Inputs (fed before the run) keep theirs. */
         for (int o = ends_head[i]; o != -1; o = ends_next[o])
-            if (p->block_of[o] >= 0 && g->nodes[o].kind == WEFT_NODE_OP) block_free[p->block_of[o]] = 1;
+            if (p->block_of[o] >= 0 && g->nodes[o].kind == WEFT_NODE_OP) {
+                /* into the free list, kept sorted by size */
+                int b = p->block_of[o], lo = 0, hi = n_free;
+                while (lo < hi) {
+                    int mid = (lo + hi) / 2;
+                    if (p->block_bytes[free_list[mid]] < p->block_bytes[b]) lo = mid + 1;
+                    else hi = mid;
+                }
+                memmove(free_list + lo + 1, free_list + lo, (size_t)(n_free - lo) * sizeof *free_list);
+                free_list[lo] = b;
+                n_free++;
+            }
     }
 done:
-    free(t); free(holder); free(last); free(block_free); free(ends_head); free(ends_next);
+    free(t); free(holder); free(last); free(free_list); free(ends_head); free(ends_next);
     if (st) weft_plan_free(p);
     return st;
 }
