@@ -50,7 +50,7 @@ check 0 run-cell-file run --cell "$SRC/cells/gru.cell" --input-size 3 --hidden-s
   --out gru.safetensors
 check 1 run-bad-weights "${RUN[@]}" --weights "$SRC/tests/safetensors/bad/offsets_overlap.safetensors" \
   --out bad.safetensors
-check 1 run-wrong-shape "${RUN[@]/--hidden-size/--hidden-size}" --hidden-size 6 \
+check 1 run-wrong-shape "${RUN[@]}" --hidden-size 6 \
   --weights "$FX/$CASE.weights.safetensors" --out bad.safetensors
 
 if has dot; then
@@ -61,12 +61,32 @@ else
   echo "memcheck: weft dot not built: skipped"
 fi
 if has gradcheck; then
-  check 0 gradcheck gradcheck --cell lstm
+  check 0 gradcheck gradcheck --cell lstm --seq-len 2 --hidden-size 3 --input-size 2
+  check 0 gradcheck-cell-file gradcheck --cell "$SRC/cells/mgu.cell" --seq-len 2 --hidden-size 3 \
+    --input-size 2
 else
   echo "memcheck: weft gradcheck not built: skipped"
 fi
 if has train; then
-  check 0 train train --help
+  check 0 train-binary-addition train --task binary-addition --max-steps 30 --checkpoint ba.ck \
+    --quiet
+  check 0 train-resume train --task binary-addition --max-steps 40 --resume ba.ck --quiet
+  python3 - "$tmp/text.txt" <<'PY'
+import random, sys
+random.seed(3)
+words = "the cat sat on a mat and the dog ran to the big red house".split()
+with open(sys.argv[1], "w") as f:
+    for _ in range(200):
+        f.write(" ".join(random.choice(words) for _ in range(8)) + ".\n")
+PY
+  check 0 train-charlm train --task charlm --data text.txt --hidden-size 16 --batch 8 \
+    --steps-per-epoch 5 --epochs 1 --eval-windows 16 --checkpoint lm.ck --quiet
+  head -c 300 "$tmp/lm.ck" > "$tmp/bad.ck"
+  check 1 train-bad-checkpoint train --task charlm --data text.txt --hidden-size 16 --batch 8 \
+    --resume bad.ck --quiet
+  if has generate; then
+    check 0 generate generate --checkpoint lm.ck --prime "the cat" --length 20 --seed 5
+  fi
 else
   echo "memcheck: weft train not built: skipped"
 fi

@@ -4,6 +4,7 @@
  * (weft_exec_compile) runs the optimized graph with the memory plan of
  * core/plan.c: buffers reused once their readers have run. */
 #include <math.h>
+#include <time.h>
 #include <string.h>
 
 #include "graph_internal.h"
@@ -29,6 +30,7 @@ struct weft_exec {
     int workers;
     int *dep_off, *deps;
     uint8_t *done;
+    double *profile;       /* ms per node of e->g, added on every run; NULL = off */
 };
 
 void weft_exec_free(weft_exec *e) {
@@ -284,6 +286,12 @@ static weft_status run_node(weft_exec *e, int i, const weft_kctx *ctx) {
     weft_status s = WEFT_OK;
     if (e->plan.is_view[i]) {
         if (!def->view(&e->val[i], ins, &r->attr)) s = weft_error(WEFT_ERR_GRAPH, "a planned view is not a view");
+    } else if (e->profile) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, ctx);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        e->profile[i] += (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
     } else {
         s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, ctx);
     }
@@ -363,6 +371,8 @@ weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes) {
     weft_tensor_copy_to(t, dst);
     return WEFT_OK;
 }
+
+void weft_exec_set_profile(weft_exec *e, double *ms_per_node) { e->profile = ms_per_node; }
 
 uint64_t weft_exec_counter(const weft_exec *e) { return e->counter; }
 void weft_exec_set_counter(weft_exec *e, uint64_t c) { e->counter = c; }

@@ -11,7 +11,7 @@
  * direction, step).  The site keeps a layer's input projection (batched over
  * time later) apart from the previous layer's recurrent product that reads
  * the same h_t. */
-typedef struct { weft_node a, m; int ta, tb; int64_t site; } key;
+typedef struct { weft_node a, m; int ta, tb; uint64_t site; } key;
 
 static int cmp(const void *x, const void *y) {
     const key *p = x, *q = y;
@@ -47,7 +47,8 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
         if (rw->live[i] && r->kind == WEFT_NODE_OP && r->op == WEFT_OP_matmul && !r->backward &&
             is_weight(s, weft_in_of(s, i, 1)))
             keys[nk++] = (key){weft_in_of(s, i, 0), i, (int)r->attr.i[0], (int)r->attr.i[1],
-                               ((int64_t)r->site.layer << 48) ^ ((int64_t)r->site.dir << 40) ^ r->site.step};
+                               ((uint64_t)(uint16_t)r->site.layer << 48) | ((uint64_t)(uint16_t)r->site.dir << 32) |
+                                   (uint32_t)r->site.step};
     }
     qsort(keys, (size_t)nk, sizeof *keys, cmp);
     for (int a = 0; a < nk;) {

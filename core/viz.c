@@ -157,6 +157,38 @@ static void map_collapsed(viz *v) {
         int T = v->T[ld_of(v, s)];
         if (s.step >= K && s.step < T - 1) v->drawn[i] = v->N + 2 * ld_of(v, s) + v->g->nodes[i].backward;
     }
+    if (K <= 0) return;
+    /* Nodes outside the steps that only serve hidden steps (the per-step
+     * reshapes gathered into the output, the slices of its gradient) are
+     * hidden with them: else a T = 1000 sequence leaves 1000 of them. */
+    const weft_graph *g = v->g;
+    for (int i = 0; i < v->N; i++) { /* all inputs in one elision */
+        const weft_node_rec *r = &g->nodes[i];
+        if (r->kind != WEFT_NODE_OP || v->eff[i].step >= 0 || r->n_in == 0) continue;
+        int e = v->drawn[g->edges[r->in_off]];
+        for (int j = 1; j < r->n_in && e >= v->N; j++)
+            if (v->drawn[g->edges[r->in_off + j]] != e) e = -1;
+        if (e >= v->N) v->drawn[i] = e;
+    }
+    size_t nu = v->N > 0 ? (size_t)v->N : 1;
+    int *users = malloc(nu * sizeof *users); /* -2 none, -1 mixed */
+    if (!users) return; /* only a less compact picture */
+    for (int i = 0; i < v->N; i++) users[i] = -2;
+    for (int i = v->N - 1; i >= 0; i--) { /* all users in one elision */
+        const weft_node_rec *r = &g->nodes[i];
+        if (r->kind == WEFT_NODE_OP && v->eff[i].step < 0 && users[i] >= v->N) v->drawn[i] = users[i];
+        for (int j = 0; j < r->n_in; j++) {
+            int x = g->edges[r->in_off + j];
+            users[x] = users[x] == -2 || users[x] == v->drawn[i] ? v->drawn[i] : -1;
+        }
+    }
+    free(users);
+}
+
+static int same_op(const weft_graph *g, int i, int j) {
+    if (j < 0) return 0;
+    const weft_node_rec *a = &g->nodes[i], *b = &g->nodes[j];
+    return a->kind == b->kind && (a->kind != WEFT_NODE_OP || a->op == b->op);
 }
 
 /* Node -> drawn id for the rolled view: the k-th forward (or backward) node
@@ -196,12 +228,14 @@ static weft_status map_rolled(viz *v) {
         weft_site rep = s;
         rep.step = v->T[ld_of(v, s)] / 2;
         if (rep.step == s.step) continue;
-        int k = KEY(rep, b);
-        int j = ord[i] < cnt[k + 1] - cnt[k] ? list[cnt[k] + ord[i]] : -1;
-        const weft_node_rec *a = &g->nodes[i];
-        if (j >= 0 && (g->nodes[j].kind != a->kind || (a->kind == WEFT_NODE_OP && g->nodes[j].op != a->op)))
-            j = -1;
-        v->drawn[i] = j;
+        /* counted from the start of the step, or else from its end (the
+         * first step has the initial state's nodes in front) */
+        int k = KEY(rep, b), own = KEY(s, b);
+        int n_rep = cnt[k + 1] - cnt[k], n_own = cnt[own + 1] - cnt[own];
+        int from_end = n_rep - (n_own - ord[i]);
+        int j1 = ord[i] < n_rep ? list[cnt[k] + ord[i]] : -1;
+        int j2 = from_end >= 0 && from_end < n_rep ? list[cnt[k] + from_end] : -1;
+        v->drawn[i] = same_op(g, i, j1) ? j1 : same_op(g, i, j2) ? j2 : -1;
     }
 #undef KEY
     free(off); free(cnt); free(ord); free(list);
@@ -415,6 +449,10 @@ static weft_status emit(viz *v, FILE *f) {
         const weft_node_rec *r = &g->nodes[i];
         int b = v->drawn[i];
         if (b < 0) continue;
+        /* rolled: the edges of the representative step, and those coming
+         * into it from the other steps (the recurrent ones), but not the
+         * other steps' own, which only repeat them */
+        if (v->o.rolled && v->eff[i].step >= 0 && b != i) continue;
         for (int j = 0; j < r->n_in; j++) {
             int u = g->edges[r->in_off + j], a = v->drawn[u];
             if (a < 0 || a == b) continue;

@@ -56,6 +56,13 @@ grep -q 'constraint=false, label="t-1"' "$tmp/r.dot" || fail "recurrent edge"
 grep -q "3 step clusters" "$tmp/out" || fail "collapse: $(cat "$tmp/out")"
 grep -q "37 steps hidden" "$tmp/c.svg" || fail "elision label"
 
+# both layouts render the same drawing; tiled keeps the step boxes
+for layout in dot tiled; do
+    "$weft" dot --cell lstm --stage backward --seq-len 4 --layout $layout -o "$tmp/$layout.svg" > /dev/null
+    grep -q ">t=3 backward<" "$tmp/$layout.svg" || fail "layout $layout: step box labels"
+    [ "$(grep -c 'class="node"' "$tmp/$layout.svg")" = "$(grep -c 'class="node"' "$tmp/dot.svg")" ] || fail "layout $layout: node count"
+done
+
 # errors: clear messages, exit codes 2 for usage and 1 for runtime
 expect() {
     local code=$1 pattern=$2; shift 2
@@ -64,15 +71,24 @@ expect() {
     local rc=$?
     set -e
     [ $rc = "$code" ] || fail "exit $rc (want $code) for: $*"
-    grep -q "$pattern" "$tmp/e" || fail "message for $*: $(cat "$tmp/e")"
+    grep -q -e "$pattern" "$tmp/e" || fail "message for $*: $(cat "$tmp/e")"
 }
 expect 2 "required" --cell lstm
 expect 2 "positive integer" --cell lstm --seq-len 0 -o "$tmp/z.dot"
 expect 2 "--stage is" --cell lstm --stage sideways -o "$tmp/z.dot"
 expect 2 "--format is" --cell lstm --format gif -o "$tmp/z.dot"
+expect 2 "--layout is" --cell lstm --layout grid -o "$tmp/z.dot"
 expect 2 "do not go together" --cell lstm --rolled --collapse 2 -o "$tmp/z.dot"
 expect 2 "needs --stage optimized" --cell lstm --dump-passes "$tmp" -o "$tmp/z.dot"
 expect 1 "no such built-in cell" --cell nope -o "$tmp/z.dot"
-expect 1 "not yet available" --cell lstm --stage optimized -o "$tmp/z.dot"
+# --profile: runs the step, then labels nodes with their time
+"$weft" dot --cell lstm --stage training --seq-len 3 --profile -o "$tmp/prof.dot" > /dev/null
+grep -q " ms" "$tmp/prof.dot" || { echo "FAIL: profile labels missing"; exit 1; }
+
+# optimized: the compiler's graph, and the graph after every pass
+"$weft" dot --cell lstm --stage optimized --dump-passes "$tmp/passes" -o "$tmp/o.svg" > "$tmp/out"
+grep -q "3 step clusters" "$tmp/out" || fail "optimized keeps the steps: $(cat "$tmp/out")"
+grep -q ">fused " "$tmp/o.svg" || fail "fused kernels drawn"
+ls "$tmp/passes" | grep -q "fuse.dot" || fail "--dump-passes"
 expect 1 "cannot open" --cell lstm -o "$tmp/no/such/dir/z.dot"
 echo ok

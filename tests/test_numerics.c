@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tinymodel.h"
+#include "weft/compile.h"
 #include "weft/numerics.h"
 #include "weft/train.h"
 
@@ -86,6 +87,11 @@ Test(numerics, first_nonfinite_node_is_named) {
     assert_msg_has("sqrt 'root'");
 
     cr_assert_eq(weft_exec_check_finite(NULL, g, NULL), WEFT_ERR_ARG);
+    weft_exec *c = weft_exec_compile(g, &grads[0], 1, NULL);
+    cr_assert(c, "%s", weft_last_error());
+    cr_assert_eq(weft_exec_check_finite(c, g, NULL), WEFT_ERR_ARG);
+    assert_msg_has("needs a reference executor");
+    weft_exec_free(c);
     weft_exec_free(e);
     weft_graph_free(g);
 }

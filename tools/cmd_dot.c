@@ -11,8 +11,14 @@
 
 #include "commands.h"
 #include "render.h"
+#include "tiled.h"
+#include "weft/compile.h"
 #include "weft/rnn.h"
 #include "weft/viz.h"
+
+enum { LAYOUT_AUTO, LAYOUT_DOT, LAYOUT_TILED };
+/* Above this many drawn nodes, auto layout tiles (see tools/tiled.h). */
+#define TILED_ABOVE 1000
 
 typedef enum stage { STAGE_FORWARD, STAGE_BACKWARD, STAGE_TRAINING, STAGE_OPTIMIZED } stage;
 static const char *const stage_names[] = {"forward", "backward", "training", "optimized"};
@@ -23,6 +29,7 @@ typedef struct dot_args {
     int layers, bidirectional;
     stage stage;
     int profile_runs; /* 0 = no profile */
+    int layout;       /* LAYOUT_* */
     int verbose;
     weft_viz_options viz;
 } dot_args;
@@ -34,21 +41,26 @@ static void dot_usage(FILE *f) {
             "                [--stage forward|backward|training|optimized] [--rolled] [--collapse K]\n"
             "                [--grad-links] [--left-to-right] [--all-nodes] [--profile [RUNS]]\n"
             "                [--title TEXT]"
-            " [--dump-passes DIR] [--format dot|svg|png|pdf] [-v] -o FILE\n"
+            " [--dump-passes DIR] [--layout auto|dot|tiled]\n"
+            "                [--format dot|svg|png|pdf] [-v] -o FILE\n"
             "\n"
             "CELL: a built-in (rnn_tanh, rnn_relu, lstm, gru, gru_reset_before) or a .cell file\n"
             "      (its variable names label the nodes).  Defaults: I=8 H=16 T=3 L=1 B=2.\n"
             "Stages: forward     the unrolled model\n"
             "        backward    + the backward pass of sum(output * grad_output)\n"
             "        training    + a linear head, cross-entropy loss and every gradient\n"
-            "        optimized   the training graph after the compiler's passes\n"
+            "        optimized   the training graph after the compiler's passes (-v: their report)\n"
             "--rolled       draw each layer's cell once, its state edges drawn back into it\n"
             "--collapse K   show steps 0..K-1 and the last one; one node says how many are hidden\n"
             "--grad-links   dotted edge from each gradient node to the node it differentiates\n"
             "--all-nodes    draw scalar constants too (left out by default)\n"
             "--profile      run the graph (RUNS times, default 5) and colour nodes by their time\n"
             "--format       default: from the extension of -o (dot when none matches)\n"
-            "Rendering is Graphviz's library, in-process; --format dot writes the dot text.\n");
+            "--layout       dot: Graphviz's dot on the whole graph; tiled: dot on each step,\n"
+            "               steps placed on a grid (fast for long sequences); auto: tiled for an\n"
+            "               unrolled top-down view with a backward pass or above %d nodes\n"
+            "Rendering is Graphviz's library, in-process; --format dot writes the dot text.\n",
+            TILED_ABOVE);
 }
 
 static int64_t positive(const char *opt, const char *v) {
@@ -114,6 +126,14 @@ static int parse_args(int argc, char **argv, dot_args *a) {
             a->format = v;
         } else if (!strcmp(s, "--title")) {
             a->title = v;
+        } else if (!strcmp(s, "--layout")) {
+            if (!strcmp(v, "auto")) a->layout = LAYOUT_AUTO;
+            else if (!strcmp(v, "dot")) a->layout = LAYOUT_DOT;
+            else if (!strcmp(v, "tiled")) a->layout = LAYOUT_TILED;
+            else {
+                fprintf(stderr, "weft dot: --layout is auto, dot or tiled, not '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(s, "--dump-passes")) {
             a->dump_dir = v;
         } else if (!strcmp(s, "--stage")) {
@@ -164,9 +184,11 @@ typedef struct model {
     int n_feeds;
     weft_node *outputs;      /* what a run computes: outputs or loss + grads */
     int n_outputs;
+    weft_exec *compiled;     /* optimized stage: owns the graph drawn */
 } model;
 
 static void model_free(model *m) {
+    weft_exec_free(m->compiled);
     weft_rnn_free(m->rnn);
     weft_cell_free(m->cell);
     weft_graph_free(m->g);
@@ -219,7 +241,8 @@ static weft_status model_build(const dot_args *a, model *m) {
     }
     if ((s = weft_graph_status(g))) return weft_error(s, "%s", weft_graph_error(g));
     np = weft_graph_params(g, NULL, 0);
-    weft_node *wrt = realloc(m->outputs, (size_t)(2 * np + 2) * sizeof *wrt);
+    /* wrt[0 .. nw) then, after the loss slot, grads[0 .. nw): nw <= np + 1 */
+    weft_node *wrt = realloc(m->outputs, (size_t)(2 * (np + 1) + 1) * sizeof *wrt);
     if (!wrt) return weft_error(WEFT_ERR_NOMEM, "out of memory");
     m->outputs = wrt;
     weft_graph_params(g, wrt, np);
@@ -233,18 +256,14 @@ static weft_status model_build(const dot_args *a, model *m) {
     return WEFT_OK;
 }
 
-/* The compiler's passes run here, in order, each a named graph -> graph
- * function; with dump_dir the graph is drawn after each one (as
- * DIR/NN-name.dot) and the viz annotations (fused groups, notes) come from
- * the pass results.  The pass list belongs to the compiler (core/passes),
- * which has not landed yet. */
-static weft_status run_passes(model *m, const char *dump_dir, weft_viz_options *viz) {
-    (void)m;
-    (void)dump_dir;
-    (void)viz;
-    return weft_error(WEFT_ERR_UNSUPPORTED,
-                      "--stage optimized is not yet available: the compiler passes have not landed "
-                      "(use --stage training for the graph they will optimize)");
+/* The compiler's passes (core/compile.c, the named list of core/pass.h)
+ * on the training graph; dump_dir gets the graph after each one. */
+static weft_status run_passes(model *m, const char *dump_dir, int verbose) {
+    weft_compile_options co = {.dump_dir = dump_dir, .threads = 1};
+    m->compiled = weft_exec_compile(m->g, m->outputs, m->n_outputs, &co);
+    if (!m->compiled) return weft_error(WEFT_ERR_GRAPH, "compile: %s", weft_last_error());
+    if (verbose) weft_compile_report_print(weft_exec_report(m->compiled), stdout);
+    return WEFT_OK;
 }
 
 /* ---------------------------------------------------------------- profile */
@@ -313,7 +332,9 @@ int weft_cmd_dot(int argc, char **argv) {
     char *text = NULL, title[512];
     weft_viz_stats st;
     weft_status s = model_build(&a, &m);
-    if (s == WEFT_OK && a.stage == STAGE_OPTIMIZED) s = run_passes(&m, a.dump_dir, &a.viz);
+    if (s == WEFT_OK && a.stage == STAGE_OPTIMIZED) s = run_passes(&m, a.dump_dir, a.verbose);
+    if (s == WEFT_OK && a.stage == STAGE_OPTIMIZED && a.profile_runs)
+        s = weft_error(WEFT_ERR_UNSUPPORTED, "--profile draws the reference graph: leave out --stage optimized");
     if (s == WEFT_OK && a.profile_runs) s = profile(&m, &a, &ms);
     if (s == WEFT_OK) {
         if (!a.title) {
@@ -326,7 +347,7 @@ int weft_cmd_dot(int argc, char **argv) {
         }
         a.viz.title = a.title;
         a.viz.node_ms = ms;
-        s = weft_viz_dot_string(m.g, &a.viz, &text, &st);
+        s = weft_viz_dot_string(m.compiled ? weft_exec_graph(m.compiled) : m.g, &a.viz, &text, &st);
     }
     double t1 = now_s();
     if (s == WEFT_OK) {
@@ -338,13 +359,19 @@ int weft_cmd_dot(int argc, char **argv) {
                 if (fclose(f) != 0) s = weft_error(WEFT_ERR_IO, "%s: write failed", a.out);
             }
         } else {
-            s = weft_render_dot(text, a.format, a.out);
+            /* tiles read better once there is a backward pass (forward steps
+             * in one column, their backward next to them) and are the only
+             * layout that stays fast for long sequences */
+            int tiled = a.layout == LAYOUT_TILED ||
+                        (a.layout == LAYOUT_AUTO && !a.viz.rolled && !a.viz.left_to_right &&
+                         (st.nodes > TILED_ABOVE || st.backward_clusters > 0));
+            s = tiled ? weft_render_tiled(text, a.format, a.out) : weft_render_dot(text, a.format, a.out);
         }
     }
     double t2 = now_s();
     if (s == WEFT_OK) {
         printf("%s: %d of %d nodes drawn, %d step clusters, %d edges%s\n", a.out, st.nodes,
-               weft_graph_node_count(m.g), st.step_clusters, st.edges, st.elisions ? ", steps collapsed" : "");
+               weft_graph_node_count(m.compiled ? weft_exec_graph(m.compiled) : m.g), st.step_clusters, st.edges, st.elisions ? ", steps collapsed" : "");
         if (a.verbose)
             printf("build + dot text %.3f s, %s %.3f s\n", t1 - t0,
                    strcmp(a.format, "dot") ? "layout + render" : "write", t2 - t1);

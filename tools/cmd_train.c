@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dist_cli.h"
 #include "train_common.h"
 
 static const struct {
@@ -178,10 +179,12 @@ int weft_cmd_train(int argc, char **argv) {
         train_usage(stderr);
         return 2;
     }
+    /* under mpirun: MPI, same options on every rank, output on rank 0 */
+    if ((rc = dist_begin(&o))) return rc;
     train_summary sum;
     memset(&sum, 0, sizeof sum);
     double t0 = train_now();
-    if ((rc = train_run_task(&o, &sum))) return rc;
+    if ((rc = train_run_task(&o, &sum))) return dist_end(rc);
     sum.seconds = train_now() - t0;
     if (!o.quiet)
         printf("%s: held-out loss %.4f, %s %.4f, %lld steps in %.1f s\n", o.task, sum.loss,
@@ -192,5 +195,5 @@ int weft_cmd_train(int argc, char **argv) {
                o.task, sum.loss, sum.metric, sum.value, sum.train_loss, sum.seconds,
                (long long)sum.steps, (long long)sum.params);
     fflush(stdout);
-    return 0;
+    return dist_end(0);
 }

@@ -17,4 +17,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config \
   libblis-dev libomp-dev libcriterion-dev libgraphviz-dev graphviz libcjson-dev \
-  fortunes fortunes-min "${EXTRA[@]}" >/dev/null
+  fortunes fortunes-min libopenmpi-dev openmpi-bin "${EXTRA[@]}" >/dev/null

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "weft/dist.h"
 #include "weft/weft.h"
 
 static const struct {
@@ -34,7 +35,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("weft %s\n", WEFT_VERSION_STRING);
+        printf("weft %s (%s%s)\n", WEFT_VERSION_STRING, weft_dist_compiled() ? "MPI: " : "", weft_dist_library());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

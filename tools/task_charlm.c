@@ -12,6 +12,7 @@
 
 #include "charlm.h"
 #include "data.h"
+#include "dist_cli.h"
 #include "train_common.h"
 
 static weft_node logits_of(charlm_model *m, weft_node tokens) {
@@ -121,7 +122,7 @@ static weft_status evaluate(weft_trainer *t, const charlm_model *m, const char_c
         weft_feed f[2] = {{m->tokens, tok, sizeof *tok * (size_t)B * T},
                           {m->targets, tgt, sizeof *tgt * (size_t)B}};
         weft_train_result r;
-        weft_status s = weft_trainer_eval(t, f, 2, &r);
+        weft_status s = dist_eval(t, 0, f, 2, B, -1, &r); /* this rank's rows (mpirun) */
         if (s) return s;
         *loss += r.loss / (double)nb;
         *bpc += r.metrics[0] / (double)nb;
@@ -164,7 +165,8 @@ int task_charlm(const train_opts *o, train_summary *sum) {
     weft_rng init = weft_rng_make(o->seed);
     charlm_model m;
     weft_trainer *t = NULL;
-    int rc = charlm_build(&m, &sp, B, &init) ? train_fail("model") : 0;
+    /* B is the global batch; under mpirun each rank's model takes its rows */
+    int rc = charlm_build(&m, &sp, dist_local_rows(B), &init) ? train_fail("model") : 0;
     if (!rc) {
         weft_train_config tc;
         memset(&tc, 0, sizeof tc);
@@ -206,7 +208,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
             weft_feed f[2] = {{m.tokens, tok, sizeof *tok * (size_t)B * T},
                               {m.targets, tgt, sizeof *tgt * (size_t)B}};
             weft_train_result r;
-            if (weft_trainer_step(t, f, 2, &r)) {
+            if (dist_step(t, 0, f, 2, B, -1, &r)) {
                 rc = train_fail("step");
                 break;
             }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "data.h"
+#include "dist_cli.h"
 #include "train_common.h"
 
 static const char *const CLASSES[] = {"computers", "politics", "science", "songs-poems"};
@@ -195,7 +196,7 @@ static weft_status evaluate(weft_trainer *t, const model *m, const dataset *d, c
             weft_feed f[3];
             fill_batch(&m->heads[k], d, bk->idx[k] + i, cnt, B, tok, lab, w, f);
             weft_train_result r;
-            weft_status s = weft_trainer_eval_head(t, k, f, 3, &r);
+            weft_status s = dist_eval(t, k, f, 3, B, 2, &r); /* this rank's rows (mpirun) */
             if (s) return s;
             *loss += r.loss * cnt / d->n;
             *acc += r.metrics[0] * cnt / d->n;
@@ -256,7 +257,8 @@ int task_topic(const train_opts *o, train_summary *sum) {
         nlens = bucket_lengths(&train, o->buckets < MAX_BUCKETS ? o->buckets : MAX_BUCKETS,
                                max_len, lens);
     weft_rng init = weft_rng_make(o->seed);
-    if (!rc) rc = build(&m, o, v.n, lens, nlens, B, &init);
+    /* B is the global batch; under mpirun each rank's model takes its rows */
+    if (!rc) rc = build(&m, o, v.n, lens, nlens, dist_local_rows(B), &init);
     if (!rc) {
         weft_train_config tc;
         memset(&tc, 0, sizeof tc);
@@ -330,7 +332,7 @@ int task_topic(const train_opts *o, train_summary *sum) {
             weft_feed f[3];
             fill_batch(&m.heads[k], &train, btr.idx[k] + i, cnt, B, tok, lab, w, f);
             weft_train_result r;
-            if (weft_trainer_step_head(t, k, f, 3, &r)) {
+            if (dist_step(t, k, f, 3, B, 2, &r)) {
                 rc = train_fail("step");
                 break;
             }

@@ -5,8 +5,9 @@
  * execution order, whose value is not finite is the one that produced it
  * (all its inputs were finite), or a leaf that already held it (a corrupt
  * parameter, a bad input).  The trainer calls this when a step's loss or
- * gradient is not finite; call it after weft_exec_run to check every run
- * (a CLI's --check-numerics). */
+ * gradient is not finite (replaying the step on a reference executor);
+ * call it after weft_exec_run to check every run (a CLI's
+ * --check-numerics). */
 #ifndef WEFT_NUMERICS_H
 #define WEFT_NUMERICS_H
 
@@ -23,8 +24,9 @@ typedef struct weft_nonfinite {
     double value;         /* NaN, +Inf or -Inf */
 } weft_nonfinite;
 
-/* Scans the values of e's last run (e must have been built on g and run)
- * in execution order.  Returns WEFT_OK when every floating-point value is
+/* Scans the values of e's last run in execution order.  e must come from
+ * weft_exec_new(g, ...) (a compiled executor reuses buffers: WEFT_ERR_ARG)
+ * and have run.  Returns WEFT_OK when every floating-point value is
  * finite; otherwise WEFT_ERR_NUMERIC, with weft_last_error() naming the
  * node: its op (or param/input/const), its name (a cell file's variable
  * name when the model came from one), shape, layer, direction and time

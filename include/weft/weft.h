@@ -258,6 +258,12 @@ weft_status weft_exec_run(weft_exec *e);
 weft_status weft_exec_value(weft_exec *e, weft_node n, weft_tensor *out);
 /* Copy a computed node into contiguous row-major dst. */
 weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes);
+/* Adds each node's kernel time (ms) into ms_per_node[node] on every run;
+ * the array holds weft_graph_node_count() doubles of the graph the executor
+ * runs (weft_exec_graph() for a compiled one), zeroed by the caller.  NULL
+ * turns it off. */
+#define WEFT_HAVE_EXEC_PROFILE 1
+void weft_exec_set_profile(weft_exec *e, double *ms_per_node);
 /* The run counter (keys the dropout generator); set it to resume exactly. */
 uint64_t weft_exec_counter(const weft_exec *e);
 void weft_exec_set_counter(weft_exec *e, uint64_t c);
