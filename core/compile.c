@@ -2,6 +2,7 @@
  * order (each can be disabled, the graph dumped and verified after each),
  * then plan and run the result.  Halide's lowering log is the model: one
  * list, one line per pass in the report. */
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -50,7 +51,19 @@ void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n) {
         d->backward = s->backward;
         d->grad_of = s->grad_of != WEFT_NONE && s->grad_of < n ? rw->map[s->grad_of] : WEFT_NONE;
         if (!d->name && s->name) d->name = strdup(s->name);
+        if (!d->note && s->note) d->note = strdup(s->note);
     }
+}
+
+void weft_rw_note(weft_rw *rw, weft_node n, const char *fmt, ...) {
+    if (n < 0 || n >= rw->dst->n) return;
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(rw->dst->nodes[n].note);
+    rw->dst->nodes[n].note = strdup(buf);
 }
 
 weft_node weft_rw_in(const weft_rw *rw, weft_node n, int k) {

@@ -17,6 +17,7 @@ void weft_graph_free(weft_graph *g) {
     if (!g) return;
     for (int i = 0; i < g->n; i++) {
         free(g->nodes[i].name);
+        free(g->nodes[i].note);
         if (!g->nodes[i].borrowed) free(g->nodes[i].data);
     }
     free(g->nodes);
@@ -236,6 +237,8 @@ void weft_node_set_name(weft_graph *g, weft_node n, const char *name) {
 void weft_graph_set_site(weft_graph *g, int layer, int dir, int step) {
     g->site = (weft_site){(int16_t)layer, (int16_t)dir, step};
 }
+
+const char *weft_node_note(const weft_graph *g, weft_node n) { return valid(g, n) ? g->nodes[n].note : NULL; }
 
 weft_node weft_graph_find(const weft_graph *g, const char *name) {
     if (!name) return WEFT_NONE;

@@ -40,6 +40,7 @@ typedef struct weft_node_rec {
     weft_node grad_of;       /* forward node this backward node belongs to */
     uint8_t backward;
     uint8_t borrowed;        /* data belongs to another graph (compiled copies) */
+    char *note;              /* what the compiler did here, e.g. "80 matmuls -> 1 (batch-gemm)" */
 } weft_node_rec;
 
 /* A fused elementwise region (made by the compiler's fuse pass): a straight

@@ -28,6 +28,9 @@ weft_node weft_rw_in(const weft_rw *rw, weft_node n, int k);
 /* Stamp node `made` in dst with the provenance of src node n. */
 void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n);
 
+/* Record on dst node n what the pass did there (printf-style). */
+void weft_rw_note(weft_rw *rw, weft_node n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* A pass: reads rw->src, fills rw->dst and rw->map for every live node. */
 typedef weft_status (*weft_pass_fn)(weft_rw *rw);
 

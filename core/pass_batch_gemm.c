@@ -58,6 +58,7 @@ static weft_node batch_concat(weft_rw *rw, weft_node c) {
         weft_node in[2] = {all, rw->map[B]};
         weft_attr ma = {.i = {0, tb}};
         weft_node mm = weft_rw_op(rw, c, WEFT_OP_matmul, in, 2, &ma);
+        weft_rw_note(rw, mm, "%d matmuls -> 1 (batch-gemm)", r->n_in);
         weft_attr ra = {.shape = r->shape};
         out = weft_rw_op(rw, c, WEFT_OP_reshape, &mm, 1, &ra);
     }
@@ -115,6 +116,7 @@ weft_status weft_pass_batch_gemm(weft_rw *rw) {
             weft_node in[2] = {all, rw->map[weft_in_of(s, i, 1)]};
             weft_attr ma = {.i = {0, r->attr.i[1]}};
             weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
+            weft_rw_note(rw, big, "%d matmuls -> 1 (batch-gemm)", m);
             int64_t at = 0;
             for (int k = 0; k < m; k++) {
                 int64_t rows = s->nodes[mem[k]].shape.dim[0];

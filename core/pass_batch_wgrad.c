@@ -99,6 +99,7 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
             weft_node in[2] = {stack(rw, i, A, m, ta ? 0 : 1), stack(rw, i, B, m, tb ? 1 : 0)};
             weft_attr ma = {.i = {ta, tb}};
             weft_node mm = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
+            weft_rw_note(rw, mm, "%d matmuls -> 1 (batch-wgrad)", m);
             total = total == WEFT_NONE ? mm : weft_rw_op(rw, i, WEFT_OP_add, (weft_node[]){total, mm}, 2, NULL);
             merged += m;
         }
@@ -117,6 +118,7 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
                 weft_node stacked = weft_rw_concat_rows(rw, i, A, m);
                 weft_attr sa = {.i = {1, 0}};
                 weft_node sm = weft_rw_op(rw, i, WEFT_OP_sum, &stacked, 1, &sa);
+                weft_rw_note(rw, sm, "%d sums -> 1 (batch-wgrad)", m);
                 total = total == WEFT_NONE ? sm : weft_rw_op(rw, i, WEFT_OP_add, (weft_node[]){total, sm}, 2, NULL);
                 merged += m;
             }

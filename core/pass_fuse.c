@@ -107,6 +107,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         }
         weft_attr a = {.i = {id}, .shape = s->nodes[i].shape, .dtype = s->nodes[i].dtype};
         rw->map[i] = weft_rw_op(rw, i, WEFT_OP_fused, ins, nin, &a);
+        weft_rw_note(rw, rw->map[i], "%d ops (fuse): %s", nm, prog.label);
         rw->changes += nm - 1;
     }
     free(root_of); free(inside); free(stack); free(members); free(next);

@@ -96,6 +96,7 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
         weft_node in[2] = {rw->map[weft_in_of(s, i, 0)], packed};
         weft_attr ma = {.i = {ta, tb}};
         weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
+        weft_rw_note(rw, big, "%d gate matmuls -> 1 (merge-gates)", m);
         int64_t at = 0;
         for (int k = 0; k < m; k++) {
             int64_t cols = s->nodes[mem[k]].shape.dim[1];

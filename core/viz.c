@@ -391,9 +391,12 @@ static void emit_node(const viz *v, FILE *f, int id, int depth) {
     }
     weft_shape_str(r->shape, sh, sizeof sh);
     note[0] = 0;
-    if (v->o.node_note && v->o.node_note[id]) {
+    /* the caller's note, else what the compiler recorded (which pass made
+     * the node, and what it replaced) */
+    const char *nt = v->o.node_note && v->o.node_note[id] ? v->o.node_note[id] : r->note;
+    if (nt) {
         char esc[480];
-        snprintf(note, sizeof note, "\\n%s", weft_dot_escape(v->o.node_note[id], esc, sizeof esc));
+        snprintf(note, sizeof note, "\\n%s", weft_dot_escape(nt, esc, sizeof esc));
     }
     const char *shape = "ellipse", *style = "filled", *fc = "#ffffff", *col = "#404040";
     switch (r->kind) {

@@ -134,6 +134,9 @@ weft_site weft_node_site(const weft_graph *g, weft_node n);
 /* The forward node whose gradient this backward node helps compute, or
  * WEFT_NONE for forward nodes. */
 weft_node weft_node_grad_of(const weft_graph *g, weft_node n);
+/* What the compiler did at a node of a compiled graph ("80 matmuls -> 1
+ * (batch-gemm)", "fused: sigmoid mul add"), or NULL. */
+const char *weft_node_note(const weft_graph *g, weft_node n);
 /* Inputs of an op node: returns the count, fills up to cap. */
 int weft_node_inputs(const weft_graph *g, weft_node n, weft_node *out, int cap);
 
