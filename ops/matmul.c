@@ -5,6 +5,8 @@
 
 #include "op.h"
 
+#define WEFT_GEMM_PAR_MIN 8e6 /* multiply-adds below which a GEMM runs on one thread */
+
 /* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
  * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are
  * set here.  Each thread owns the output elements it writes (BLIS does not
@@ -79,10 +81,13 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
     inc_t rsc = out->stride[0], csc = out->stride[1];
     if (nn == 1) csc = 1;
     if (m == 1) rsc = nn * csc; /* unambiguous strides on unit dimensions, as BLIS wants */
-    /* Inside an inter-op worker the GEMM gets one thread. */
+    /* Inside an inter-op worker the GEMM gets one thread; so does a small
+     * GEMM (a recurrent step's), whose share of work does not pay for
+     * waking and joining a second thread — on a shared machine that wait
+     * can cost more than the product itself. */
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     rntm_t *rt = NULL;
-    if (ctx && ctx->threads == 1) {
+    if ((ctx && ctx->threads == 1) || (double)m * (double)nn * (double)k < WEFT_GEMM_PAR_MIN) {
         bli_rntm_set_num_threads(1, &rntm);
         rt = &rntm;
     }
