@@ -9,6 +9,13 @@
 
 #include "pass.h"
 
+/* Debug builds verify the graph after every pass; release builds when asked. */
+#ifdef NDEBUG
+#define VERIFY_ALWAYS 0
+#else
+#define VERIFY_ALWAYS 1
+#endif
+
 static const struct {
     const char *name;
     weft_pass_fn fn;
@@ -242,7 +249,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             for (int q = 0; !s && q < n; q++)
                 if (r.map[outs[q]] == WEFT_NONE) s = weft_error(WEFT_ERR_GRAPH, "an output was dropped");
         }
-        if (!s && opt && opt->verify) s = weft_graph_verify(r.dst);
+        if (!s && ((opt && opt->verify) || VERIFY_ALWAYS)) s = weft_graph_verify(r.dst);
         if (s) {
             weft_error(s, "compile: pass '%s': %s", passes[k].name, weft_last_error());
             free(r.map); free(r.live); free(r.uses);
