@@ -86,7 +86,9 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
     e->report.unplanned_bytes = e->plan.unplanned_bytes;
     if (!(e->blocks = calloc((size_t)e->plan.n_blocks + 1, sizeof *e->blocks))) goto oom;
     for (int b = 0; b < e->plan.n_blocks; b++)
-        if (!(e->blocks[b] = calloc(1, e->plan.block_bytes[b]))) goto oom;
+        /* 64 bytes of slack: BLIS 0.9's small-matrix kernels can read one
+         * element past the end of A (flame/blis#821). */
+        if (!(e->blocks[b] = calloc(1, e->plan.block_bytes[b] + 64))) goto oom;
     /* Leaves point at graph storage; inputs and computed nodes at their block. */
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];

@@ -588,9 +588,19 @@ weft_status weft_st_read(const char *path, weft_st_file **out) {
     *out = NULL;
     if (!path)
         return weft_error(WEFT_ERR_ARG, "weft_st_read: path is NULL");
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    /* Non-blocking open: a FIFO without a writer must not hang the reader;
+     * it is refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return weft_error(WEFT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        int err = errno;
+        close(fd);
+        return weft_error(WEFT_ERR_IO, "%s: cannot open: %s", path, strerror(err));
+    }
     struct stat sb;
     weft_status st;
     unsigned char *alloc = NULL;

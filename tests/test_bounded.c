@@ -8,7 +8,9 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "weft/safetensors.h"
 
@@ -121,4 +123,21 @@ Test(bounded, special_files) {
         cr_assert(!strncmp(weft_last_error(), paths[i], strlen(paths[i])),
                   "the message names the file: %s", weft_last_error());
     }
+}
+
+/* A FIFO with no writer: refused at once as not a regular file (it used to
+ * block in fopen forever). */
+Test(bounded, fifo_is_refused_without_hanging, .timeout = 10) {
+    char path[] = "/tmp/weft_fifo_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    weft_st_file *f = NULL;
+    weft_status s = weft_st_read(path, &f);
+    unlink(path);
+    cr_assert_eq(s, WEFT_ERR_IO);
+    cr_assert(strstr(weft_last_error(), "not a regular file"), "%s", weft_last_error());
+    cr_assert_null(f);
 }
