@@ -15,7 +15,6 @@
  * OpenMP threads when there is enough work: each thread writes its own rows,
  * so results do not depend on the thread count.  Unit-stride rows take a
  * loop the compiler vectorizes. */
-#define EW_PAR_MIN 32768
 #define EW_LOOP(T, EXPR)                                                       \
     do {                                                                       \
         T *const O = out->data;                                                \
@@ -26,7 +25,7 @@
         weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
         const int64_t D = ia.n[3], sa = ia.s[3], sb = ib.s[3], sc = ic.s[3];   \
         const int64_t rows = ia.n[0] * ia.n[1] * ia.n[2];                      \
-        _Pragma("omp parallel for schedule(static) if (rows * D >= EW_PAR_MIN && rows > 1 && ctx->threads != 1)") \
+        _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
         for (int64_t row = 0; row < rows; row++) {                             \
             const int64_t i2 = row % ia.n[2], i1 = row / ia.n[2] % ia.n[1], i0 = row / ia.n[2] / ia.n[1]; \
             const T *pa = A + i0 * ia.s[0] + i1 * ia.s[1] + i2 * ia.s[2];      \

@@ -84,7 +84,7 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
         const weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
         const int64_t D = out->shape.ndim ? out->shape.dim[out->shape.ndim - 1] : 1; \
         const int64_t rows = weft_shape_numel(out->shape) / D;                 \
-        _Pragma("omp parallel for schedule(static) if (rows * D >= 32768 && rows > 1 && ctx->threads != 1)") \
+        _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
         for (int64_t row = 0; row < rows; row++) {                             \
             T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK];               \
             const T *base[WEFT_FUSED_MAX_INPUTS];                                                 \

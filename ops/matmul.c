@@ -5,7 +5,7 @@
 
 #include "op.h"
 
-#define WEFT_GEMM_PAR_MIN 8e6 /* multiply-adds below which a GEMM runs on one thread */
+#define WEFT_GEMM_PAR_MIN 2e6 /* multiply-adds below which a GEMM runs on one thread */
 
 /* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
  * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are

@@ -70,6 +70,10 @@ weft_status weft_ops_check(void);
 #include "ops.def"
 #undef WEFT_OP
 
+/* Elementwise and fused kernels share their output rows among the threads
+ * from this many elements up (smaller ones are not worth a fork/join). */
+#define WEFT_PAR_MIN_ELEMENTS 8192
+
 /* Hot kernels are compiled twice, for AVX2+FMA and for the baseline, and
  * the loader picks per machine (GCC function multiversioning): 8-wide
  * vectors where the CPU has them, and a binary that still runs everywhere. */
