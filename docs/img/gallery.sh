@@ -16,3 +16,4 @@ done
 "$weft" dot --cell cells/lstm.cell $small --seq-len 100 --stage training --collapse 2 -o $out/lstm-training-t100-collapsed.png
 "$weft" dot --cell cells/lstm.cell $small --seq-len 3 --stage training -o $out/lstm-training.png
 "$weft" dot --cell cells/lstm.cell $small --seq-len 3 --stage optimized -o $out/lstm-optimized.png
+"$weft" dot --cell cells/lstm.cell --input-size 64 --hidden-size 64 --batch 16 --seq-len 3 --stage training --profile 20 -o $out/lstm-profile.png
