@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "graph_internal.h"
+#include "op.h"
 #include "weft/viz.h"
 
 static const weft_site NO_SITE = {-1, -1, -1};
@@ -394,6 +395,7 @@ static void emit_node(const viz *v, FILE *f, int id, int depth) {
     /* the caller's note, else what the compiler recorded (which pass made
      * the node, and what it replaced) */
     const char *nt = v->o.node_note && v->o.node_note[id] ? v->o.node_note[id] : r->note;
+    if (!nt && v->o.mark_views && r->kind == WEFT_NODE_OP && (weft_ops[r->op].flags & WEFT_OPF_VIEW)) nt = "view";
     if (nt) {
         char esc[480];
         snprintf(note, sizeof note, "\\n%s", weft_dot_escape(nt, esc, sizeof esc));

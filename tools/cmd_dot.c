@@ -347,6 +347,7 @@ int weft_cmd_dot(int argc, char **argv) {
         }
         a.viz.title = a.title;
         a.viz.node_ms = ms;
+        a.viz.mark_views = m.compiled != NULL;
         s = weft_viz_dot_string(m.compiled ? weft_exec_graph(m.compiled) : m.g, &a.viz, &text, &st);
     }
     double t1 = now_s();

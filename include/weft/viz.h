@@ -55,6 +55,9 @@ typedef struct weft_viz_options {
     const char *const *group_label;
     int n_groups;
     const char *const *node_note;
+    /* Label view ops (slices, transposes, broadcasts, reshapes of contiguous
+     * data) "view": they cost no copy.  Set for compiled graphs. */
+    int mark_views;
 } weft_viz_options;
 
 /* What a drawing contains (for tests and for the CLI's summary line). */
