@@ -277,6 +277,7 @@ static const struct {
     {"rnn_relu", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
     {"rnn_sigmoid", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
     {"rnn_tanh", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias_ih [5] bias; bias_hh [5] bias"},
+    {"simple_rnn", 1, 1, "weight_ih [5, 3]; weight_hh [5, 5]; bias [5] bias"},
 };
 #define NSHIPPED ((int)(sizeof shipped / sizeof shipped[0]))
 

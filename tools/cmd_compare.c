@@ -3,7 +3,10 @@
  * (1..K) and prints one table — parameters, ms per step, final held-out
  * loss and accuracy / bpc as mean ± spread (half the range) over the seeds.
  * --csv PATH also writes each run's per-epoch learning curve (the cell and
- * seed in the first columns).  Every other option is weft train's. */
+ * seed in the first columns); --plot PATH draws the held-out loss and metric
+ * per epoch, one line per cell (mean over the seeds).  Every other option is
+ * weft train's. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +14,11 @@
 #include "commands.h"
 #include "train_common.h"
 
+enum { MAX_EPOCHS = 256 }; /* plotted per cell */
+
 static void compare_usage(FILE *f) {
     fprintf(f, "usage: weft compare --cells CELL,CELL,... --task NAME [--seeds K] [--csv PATH]\n"
-               "                    [any weft train option]\n"
+               "                    [--plot FILE.png|FILE.svg] [any weft train option]\n"
                "\n"
                "CELL: a built-in (rnn_tanh, lstm, gru, ...), a name in cells/, or a .cell file.\n"
                "Each cell is trained with seeds 1..K (default 1) on the same data and budget.\n");
@@ -21,11 +26,44 @@ static void compare_usage(FILE *f) {
 
 typedef struct row {
     char cell[256];
+    int ncurve;                          /* epochs seen; curves are sums over seeds */
+    double curve_x[MAX_EPOCHS], curve_loss[MAX_EPOCHS], curve_metric[MAX_EPOCHS];
+    int curve_n[MAX_EPOCHS];
     int64_t params, steps;
     double ms, loss[2], value[2]; /* min, max */
     double loss_sum, value_sum;
     int runs;
 } row;
+
+/* Held-out loss and metric per epoch, one line per cell (mean over seeds). */
+static int write_plot(const char *path, const char *task, const char *metric, row *rows,
+                      int nrows, int seeds) {
+    plot_series *ls = calloc((size_t)nrows * 2 + 1, sizeof *ls), *ms = ls + nrows;
+    if (!ls) return 1;
+    for (int i = 0; i < nrows; i++) {
+        row *r = &rows[i];
+        for (int e = 0; e < r->ncurve; e++) {
+            double n = r->curve_n[e] ? r->curve_n[e] : 1;
+            if (!r->curve_n[e]) r->curve_loss[e] = r->curve_metric[e] = NAN;
+            r->curve_loss[e] /= n, r->curve_metric[e] /= n;
+        }
+        ls[i] = (plot_series){r->cell, r->ncurve, r->curve_x, r->curve_loss};
+        ms[i] = (plot_series){r->cell, r->ncurve, r->curve_x, r->curve_metric};
+    }
+    char t0[96], t1[96];
+    snprintf(t0, sizeof t0, "%s: held-out loss (mean of %d seed%s)", task, seeds,
+             seeds > 1 ? "s" : "");
+    snprintf(t1, sizeof t1, "held-out %s", metric);
+    plot_panel p[2] = {{t0, "epoch", ls, nrows}, {t1, "epoch", ms, nrows}};
+    int rc = 0;
+    if (plot_write(path, p, 2)) {
+        fprintf(stderr, "weft compare: --plot: %s\n", weft_last_error());
+        rc = 1;
+    } else
+        printf("plot: %s\n", path);
+    free(ls);
+    return rc;
+}
 
 int weft_cmd_compare(int argc, char **argv) {
     const char *cells = NULL, *csv = NULL;
@@ -61,6 +99,12 @@ int weft_cmd_compare(int argc, char **argv) {
         compare_usage(stderr);
         return 2;
     }
+    const char *plot = o.plot;
+    o.plot = NULL;
+    if (plot && plot_check(plot)) {
+        fprintf(stderr, "weft compare: --plot: %s\n", weft_last_error());
+        return 2;
+    }
     if (o.checkpoint || o.resume) {
         fprintf(stderr, "weft compare: --checkpoint and --resume are per run; not here\n");
         return 2;
@@ -84,8 +128,8 @@ int weft_cmd_compare(int argc, char **argv) {
             run.json = 0;
             run.csv = NULL;
             char path[4096];
-            if (csv) {
-                snprintf(path, sizeof path, "%s.run%d.tmp", csv, s);
+            if (csv || plot) {
+                snprintf(path, sizeof path, "%s.run%d.tmp", csv ? csv : plot, s);
                 remove(path);
                 run.csv = path;
             }
@@ -105,10 +149,22 @@ int weft_cmd_compare(int argc, char **argv) {
             r->loss_sum += sum.loss;
             r->value_sum += sum.value;
             r->runs++;
-            if (csv) { /* append this run's curve, labelled with cell and seed */
-                FILE *in = fopen(path, "r"), *out = fopen(csv, header ? "a" : "w");
+            if (csv || plot) { /* append this run's curve, labelled with cell and seed */
+                FILE *in = fopen(path, "r"), *out = csv ? fopen(csv, header ? "a" : "w") : NULL;
                 char line[512];
-                for (int k = 0; in && out && fgets(line, sizeof line, in); k++) {
+                for (int k = 0; in && fgets(line, sizeof line, in); k++) {
+                    int ep;
+                    long long st;
+                    double tl, vl, vm;
+                    if (k > 0 && sscanf(line, "%d,%lld,%lf,%lf,%lf", &ep, &st, &tl, &vl, &vm) == 5 &&
+                        ep >= 1 && ep <= MAX_EPOCHS) {
+                        r->curve_x[ep - 1] = ep;
+                        r->curve_loss[ep - 1] += vl;
+                        r->curve_metric[ep - 1] += vm;
+                        r->curve_n[ep - 1]++;
+                        if (ep > r->ncurve) r->ncurve = ep;
+                    }
+                    if (!out) continue;
                     if (k > 0) fprintf(out, "%s,%d,%s", tok, s, line);
                     else if (!header) fprintf(out, "cell,seed,%s", line), header = 1;
                 }
@@ -131,6 +187,7 @@ int weft_cmd_compare(int argc, char **argv) {
                    (r->value[1] - r->value[0]) / 2);
         }
         if (csv) printf("learning curves: %s\n", csv);
+        if (plot) rc = write_plot(plot, o.task, metric, rows, nrows, seeds);
     }
     free(list);
     free(rows);

@@ -35,11 +35,15 @@ static void train_usage(FILE *f) {
             "          --layers L --bidirectional --embed E (topic)\n"
             "training: --epochs N --steps-per-epoch N --max-steps N --batch B\n"
             "          --optimizer sgd|adam|adamw|rmsprop --lr X --clip NORM --seed S\n"
+            "          --lr-schedule step|cosine [--lr-step N (epochs, 1) --lr-gamma G (0.1)]\n"
+            "          (cosine: to 0 over --epochs) --patience N (stop when the held-out\n"
+            "          loss has not improved for N epochs)\n"
             "data:     --data PATH (charlm: a text file or a fortunes directory; topic: a\n"
             "          fortunes directory) --seqlen N --eval-windows N (charlm)\n"
             "          --max-tokens N --max-len N --no-mask --buckets K (topic)\n"
             "          --limit N (use only N training examples)\n"
             "files:    --checkpoint PATH [--save-every N] --resume PATH --csv PATH\n"
+            "          --plot FILE.png|FILE.svg (loss and metric per epoch)\n"
             "output:   --json (last line: one JSON object) --quiet\n"
             "\n"
             "docs/workloads.md lists each task's defaults and measured results.\n");
@@ -70,7 +74,7 @@ static int parse_double(const char *opt, const char *v, double *out) {
 int train_parse(int argc, char **argv, train_opts *o) {
     memset(o, 0, sizeof *o);
     o->optimizer = -1;
-    o->lr = o->clip = -1;
+    o->lr = o->clip = o->lr_gamma = -1;
     o->masking = 1;
     o->seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -102,6 +106,7 @@ int train_parse(int argc, char **argv, train_opts *o) {
                            : !strcmp(a, "--checkpoint") ? &o->checkpoint
                            : !strcmp(a, "--resume")     ? &o->resume
                            : !strcmp(a, "--csv")        ? &o->csv
+                           : !strcmp(a, "--plot")       ? &o->plot
                                                         : NULL;
         if (str) {
             *str = v;
@@ -119,7 +124,8 @@ int train_parse(int argc, char **argv, train_opts *o) {
             I("--batch", 1, batch), I("--seed", 0, seed), I("--save-every", 1, save_every),
             I("--seqlen", 1, seqlen), I("--eval-windows", 1, eval_windows),
             I("--max-tokens", 3, max_tokens), I("--max-len", 1, max_len), I("--embed", 1, embed),
-            I("--buckets", 1, buckets), I("--limit", 1, limit),
+            I("--buckets", 1, buckets), I("--limit", 1, limit), I("--patience", 1, patience),
+            I("--lr-step", 1, lr_step),
 #undef I
         };
         int done = 0;
@@ -138,7 +144,18 @@ int train_parse(int argc, char **argv, train_opts *o) {
             done = 1;
         }
         if (done) continue;
-        if (!strcmp(a, "--lr") || !strcmp(a, "--clip")) {
+        if (!strcmp(a, "--lr-gamma")) {
+            if (parse_double(a, v, &o->lr_gamma)) return 2;
+        } else if (!strcmp(a, "--lr-schedule")) {
+            o->lr_schedule = !strcmp(v, "step")     ? WEFT_SCHED_STEP
+                             : !strcmp(v, "cosine") ? WEFT_SCHED_COSINE
+                             : !strcmp(v, "none")   ? WEFT_SCHED_CONSTANT
+                                                    : -1;
+            if (o->lr_schedule < 0) {
+                fprintf(stderr, "weft train: --lr-schedule is step, cosine or none, not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--lr") || !strcmp(a, "--clip")) {
             if (parse_double(a, v, a[2] == 'l' ? &o->lr : &o->clip)) return 2;
             if (a[2] == 'l' && o->lr <= 0) {
                 fprintf(stderr, "weft train: --lr must be > 0\n");
@@ -179,6 +196,10 @@ int weft_cmd_train(int argc, char **argv) {
         train_usage(stderr);
         return 2;
     }
+    if (o.plot && plot_check(o.plot)) { /* before hours of training, not after */
+        fprintf(stderr, "weft train: --plot: %s\n", weft_last_error());
+        return 2;
+    }
     /* under mpirun: MPI, same options on every rank, output on rank 0 */
     if ((rc = dist_begin(&o))) return rc;
     train_summary sum;
@@ -186,6 +207,7 @@ int weft_cmd_train(int argc, char **argv) {
     double t0 = train_now();
     if ((rc = train_run_task(&o, &sum))) return dist_end(rc);
     sum.seconds = train_now() - t0;
+    if ((rc = train_plot_finish(&o))) return dist_end(rc);
     if (!o.quiet)
         printf("%s: held-out loss %.4f, %s %.4f, %lld steps in %.1f s\n", o.task, sum.loss,
                sum.metric, sum.value, (long long)sum.steps, sum.seconds);

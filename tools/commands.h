@@ -13,5 +13,6 @@ int weft_cmd_dot(int argc, char **argv);
 int weft_cmd_train(int argc, char **argv);
 int weft_cmd_generate(int argc, char **argv);
 int weft_cmd_compare(int argc, char **argv);
+int weft_cmd_summary(int argc, char **argv);
 
 #endif

@@ -16,5 +16,5 @@ done
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config \
-  libblis-dev libomp-dev libcriterion-dev libgraphviz-dev graphviz libcjson-dev \
+  libblis-dev libomp-dev libcriterion-dev libgraphviz-dev graphviz libcjson-dev libcairo2-dev \
   fortunes fortunes-min libopenmpi-dev openmpi-bin "${EXTRA[@]}" >/dev/null

@@ -17,6 +17,7 @@ static const struct {
     {"run", weft_cmd_run, "run a recurrent model on safetensors inputs (PyTorch parity)"},
     {"train", weft_cmd_train, "train a seed task: binary-addition, charlm, topic (progress, JSON)"},
     {"generate", weft_cmd_generate, "sample text from a charlm checkpoint"},
+    {"summary", weft_cmd_summary, "a task's model as a Keras-style parameter table (no training)"},
     {"compare", weft_cmd_compare, "train several cells on one task, same budget and seeds: one table"},
     {"dot", weft_cmd_dot, "draw a recurrent model's graph: unrolled, rolled, collapsed, profiled"},
 };

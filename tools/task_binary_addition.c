@@ -130,9 +130,18 @@ static void report(const float *p, int a, int b, double acc) {
 
 int task_binary_addition(const train_opts *o, train_summary *sum) {
     int B = o->batch > 0 ? o->batch : 1;
+    int epochs = o->epochs > 0 ? o->epochs : 50;
     weft_rng init = weft_rng_make(o->seed);
     model m;
     int rc = build(&m, o, B, &init);
+    if (!rc && o->summary) {
+        char rs[48], os[48];
+        snprintf(rs, sizeof rs, "(%d, %d, %lld)", BITS, B, (long long)m.rnn->cfg.hidden_size);
+        snprintf(os, sizeof os, "(%d, %d, 1)", BITS, B);
+        train_print_rnn_summary("binary-addition", m.g, m.cell, m.rnn, "", rs, "out.", os);
+        drop(&m);
+        return 0;
+    }
     weft_trainer *t = NULL;
     weft_exec *score = NULL;
     float *x = malloc(sizeof *x * BITS * (size_t)B * 2), *y = malloc(sizeof *y * BITS * (size_t)B);
@@ -147,6 +156,7 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
         tc.num_metrics = 1;
         tc.train_flag = WEFT_NONE;
         tc.optim = train_optim(o, WEFT_OPTIM_SGD, 0.1);
+        tc.sched = train_sched(o, tc.optim.lr, epochs);
         tc.clip_norm = o->clip > 0 ? o->clip : 0;
         tc.seed = o->seed ^ 0x5eedull;
         weft_node outs[2] = {m.all_p, m.all_loss};
@@ -156,9 +166,9 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
     }
     sum->metric = "accuracy";
     sum->params = rc ? 0 : train_param_count(m.g);
-    int epochs = o->epochs > 0 ? o->epochs : 50;
     int64_t per = o->steps_per_epoch > 0 ? o->steps_per_epoch : 1000;
     double acc = 0, all_loss = 0;
+    train_stopper stop = {0};
     if (!rc && !o->quiet)
         printf("binary-addition: %s, %lld hidden, batch %d, %s lr %g, %lld parameters\n",
                m.cell->name, (long long)m.rnn->cfg.hidden_size, B,
@@ -209,6 +219,7 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
                                   (long long)weft_trainer_steps(t));
             break;
         }
+        if (train_should_stop(o, &stop, ep + 1, all_loss)) break;
         if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
     }
     if (!rc) rc = train_maybe_save(t, o, 1);

@@ -165,8 +165,18 @@ int task_charlm(const train_opts *o, train_summary *sum) {
     weft_rng init = weft_rng_make(o->seed);
     charlm_model m;
     weft_trainer *t = NULL;
+    int epochs = o->epochs > 0 ? o->epochs : 5;
     /* B is the global batch; under mpirun each rank's model takes its rows */
     int rc = charlm_build(&m, &sp, dist_local_rows(B), &init) ? train_fail("model") : 0;
+    if (!rc && o->summary) {
+        char rs[48], os[48];
+        snprintf(rs, sizeof rs, "(%d, %lld)", B, (long long)(sp.hidden * m.rnn->dirs));
+        snprintf(os, sizeof os, "(%d, %lld)", B, (long long)sp.vocab);
+        train_print_rnn_summary("charlm", m.g, m.cell, m.rnn, "rnn.", rs, "out.", os);
+        charlm_free(&m);
+        char_corpus_free(&c);
+        return 0;
+    }
     if (!rc) {
         weft_train_config tc;
         memset(&tc, 0, sizeof tc);
@@ -175,13 +185,13 @@ int task_charlm(const train_opts *o, train_summary *sum) {
         tc.num_metrics = 1;
         tc.train_flag = WEFT_NONE;
         tc.optim = train_optim(o, WEFT_OPTIM_RMSPROP, 0.002);
+        tc.sched = train_sched(o, tc.optim.lr, epochs);
         tc.clip_norm = o->clip >= 0 ? o->clip : 5.0;
         tc.seed = o->seed ^ 0xc4a7ull;
         if (weft_trainer_new(m.g, &tc, &t)) rc = train_fail("trainer");
         else if (set_meta(t, &sp, &c)) rc = train_fail("checkpoint metadata");
         else if (o->resume && weft_trainer_load(t, o->resume)) rc = train_fail("resume");
     }
-    int epochs = o->epochs > 0 ? o->epochs : 5;
     int64_t per = o->steps_per_epoch > 0 ? o->steps_per_epoch : 300;
     int64_t nwin = o->eval_windows > 0 ? o->eval_windows : 4096;
     if (nwin > c.ntest - T - 1) nwin = c.ntest - T - 1;
@@ -197,6 +207,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
                weft_optim_kind_name(weft_optim_config_of(weft_trainer_optim(t))->kind),
                weft_trainer_lr(t), (long long)sum->params);
     double vloss = 0, vbpc = 0;
+    train_stopper stop = {0};
     for (int ep = rc ? epochs : (int)weft_trainer_epoch(t); ep < epochs && !rc; ep++) {
         progress pr;
         progress_begin(&pr, o, ep + 1, epochs, per, "bpc", "char");
@@ -241,6 +252,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
             if (charlm_sample(&m, &c, prime, 80, 0.5, &sr, stdout)) rc = train_fail("sample");
             printf("\n");
         }
+        if (!rc && train_should_stop(o, &stop, ep + 1, vloss)) break;
         if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
     }
     if (!rc) rc = train_maybe_save(t, o, 1);

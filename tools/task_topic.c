@@ -204,7 +204,8 @@ static weft_status evaluate(weft_trainer *t, const model *m, const dataset *d, c
     return WEFT_OK;
 }
 
-static int read_data(const train_opts *o, dataset *train, dataset *test, vocab *v, int max_len) {
+static int read_data(const train_opts *o, dataset *train, dataset *test, vocab *v, int V,
+                     int max_len) {
     const char *dir = o->data ? o->data : FORTUNES_DIR;
     fortune_set fs;
     if (fortunes_read(dir, CLASSES, NCLASS, &fs, NULL, NULL)) return train_fail("data");
@@ -214,7 +215,7 @@ static int read_data(const train_opts *o, dataset *train, dataset *test, vocab *
         if (fs.index[i] % 5 != 4 && (!o->limit || nt < o->limit)) texts[nt++] = fs.text[i];
     int rc = 0;
     if (!texts) rc = train_fail("out of memory");
-    else if (vocab_build(texts, nt, o->max_tokens > 0 ? o->max_tokens : 20000, v))
+    else if (vocab_build(texts, nt, V, v))
         rc = train_fail("vocabulary");
     free(texts);
     train->ex = calloc((size_t)fs.n, sizeof *train->ex);
@@ -250,15 +251,33 @@ int task_topic(const train_opts *o, train_summary *sum) {
     model m = {0};
     buckets btr = {0}, bte = {0};
     weft_trainer *t = NULL;
+    int epochs = o->epochs > 0 ? o->epochs : 5;
     sum->metric = "accuracy";
-    int rc = read_data(o, &train, &test, &v, max_len);
+    /* the Embedding has max_tokens rows whatever the vocabulary found, as
+     * Keras's Embedding(max_tokens, E) after TextVectorization(max_tokens) */
+    int V = o->max_tokens > 0 ? o->max_tokens : 20000;
+    int rc = o->summary ? 0 : read_data(o, &train, &test, &v, V, max_len);
     int lens[MAX_BUCKETS] = {max_len}, nlens = 1;
     if (!rc && o->buckets > 1)
         nlens = bucket_lengths(&train, o->buckets < MAX_BUCKETS ? o->buckets : MAX_BUCKETS,
                                max_len, lens);
     weft_rng init = weft_rng_make(o->seed);
     /* B is the global batch; under mpirun each rank's model takes its rows */
-    if (!rc) rc = build(&m, o, v.n, lens, nlens, dist_local_rows(B), &init);
+    if (!rc) rc = build(&m, o, V, lens, nlens, dist_local_rows(B), &init);
+    if (!rc && o->summary) {
+        int64_t E = m.emb.dim, H = m.rnn->cfg.hidden_size * m.rnn->dirs;
+        train_layer l[3] = {{"embedding", "embedding", "Embedding", ""},
+                            {"rnn.", "rnn", "", ""},
+                            {"dense.", "dense", "Dense", ""}};
+        train_rnn_kind(m.cell->name, m.rnn->cfg.num_layers, m.rnn->cfg.bidirectional, l[1].kind,
+                       sizeof l[1].kind);
+        snprintf(l[0].shape, sizeof l[0].shape, "(%d, %d, %lld)", B, max_len, (long long)E);
+        snprintf(l[1].shape, sizeof l[1].shape, "(%d, %lld)", B, (long long)H);
+        snprintf(l[2].shape, sizeof l[2].shape, "(%d, %d)", B, NCLASS);
+        train_print_summary("topic", m.g, l, 3);
+        drop(&m);
+        return 0;
+    }
     if (!rc) {
         weft_train_config tc;
         memset(&tc, 0, sizeof tc);
@@ -267,6 +286,7 @@ int task_topic(const train_opts *o, train_summary *sum) {
         tc.num_metrics = 1;
         tc.train_flag = WEFT_NONE;
         tc.optim = train_optim(o, WEFT_OPTIM_ADAM, 0.001);
+        tc.sched = train_sched(o, tc.optim.lr, epochs);
         tc.clip_norm = o->clip >= 0 ? o->clip : 0;
         tc.seed = o->seed ^ 0x7091cull;
         if (weft_trainer_new(m.g, &tc, &t)) rc = train_fail("trainer");
@@ -301,8 +321,8 @@ int task_topic(const train_opts *o, train_summary *sum) {
             printf("%s%d (%d cookies)", k ? ", " : "", m.heads[k].T, btr.n[k]);
         printf("\n");
     }
-    int epochs = o->epochs > 0 ? o->epochs : 5;
     double vloss = 0, vacc = 0;
+    train_stopper stop = {0};
     for (int ep = rc ? epochs : (int)weft_trainer_epoch(t); ep < epochs && !rc; ep++) {
         /* shuffle each bucket, then the batch order, with the trainer's
          * generator (restored by --resume) */
@@ -357,6 +377,7 @@ int task_topic(const train_opts *o, train_summary *sum) {
         sum->train_loss = progress_loss(&pr);
         train_csv_row(o, ep + 1, weft_trainer_steps(t), sum->train_loss, vloss, "accuracy",
                       vacc, weft_trainer_lr(t));
+        if (train_should_stop(o, &stop, ep + 1, vloss)) break;
         if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
     }
     if (!rc) rc = train_maybe_save(t, o, 1);

@@ -198,7 +198,7 @@ def topic(a):
     xte, nte, yte = encode(te)
     E, H, L, B = a.embed or 64, a.hidden_size or 16, a.layers or 1, a.batch or 32
     D = 2 if a.bidirectional else 1
-    emb = nn.Embedding(len(vocab) + 2, E, padding_idx=0)
+    emb = nn.Embedding(max(a.max_tokens or 20000, len(vocab) + 2), E, padding_idx=0)  # Keras: max_tokens rows
     rnn = rnn_class(a.cell or "rnn_tanh")(E, H, L, batch_first=True,
                                           bidirectional=a.bidirectional)
     out = nn.Linear(H * D, len(CLASSES))

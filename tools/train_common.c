@@ -156,6 +156,7 @@ int train_maybe_save(weft_trainer *t, const train_opts *o, int final) {
 
 void train_csv_row(const train_opts *o, int epoch, int64_t steps, double train_loss,
                    double val_loss, const char *metric, double val_metric, double lr) {
+    train_plot_add(o, epoch, train_loss, val_loss, metric, val_metric);
     if (!o->csv) return;
     int fresh = !is_file(o->csv);
     FILE *f = fopen(o->csv, "a");
@@ -172,4 +173,169 @@ void train_csv_row(const train_opts *o, int epoch, int64_t steps, double train_l
 int train_fail(const char *what) {
     fprintf(stderr, "weft train: %s: %s\n", what, weft_last_error());
     return 1;
+}
+
+/* ------------------------------------------------------------ summary */
+
+void train_rnn_kind(const char *cell, int layers, int bidirectional, char *buf, size_t n) {
+    const char *base = strrchr(cell, '/') ? strrchr(cell, '/') + 1 : cell;
+    char k[48];
+    size_t len = strcspn(base, ".");
+    if (!strncmp(base, "simple_rnn", len) && len == 10) snprintf(k, sizeof k, "SimpleRNN");
+    else if (!strncmp(base, "lstm", len) && len == 4) snprintf(k, sizeof k, "LSTM");
+    else if (!strncmp(base, "gru", len) && len == 3) snprintf(k, sizeof k, "GRU");
+    else snprintf(k, sizeof k, "RNN[%.*s]", (int)(len < 30 ? len : 30), base);
+    char x[16] = "";
+    if (layers > 1) snprintf(x, sizeof x, " x %d", layers);
+    if (bidirectional) snprintf(buf, n, "Bidirectional(%s)%s", k, x);
+    else snprintf(buf, n, "%s%s", k, x);
+}
+
+/* 1281364 -> "1,281,364" */
+static const char *thousands(int64_t v, char *buf) {
+    char d[32];
+    int n = snprintf(d, sizeof d, "%lld", (long long)v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = d[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+void train_print_summary(const char *title, weft_graph *g, const train_layer *l, int n) {
+    int np = weft_graph_params(g, NULL, 0);
+    weft_node *ps = malloc(sizeof *ps * (size_t)(np + 1));
+    int *owner = malloc(sizeof *owner * (size_t)(np + 1));
+    if (!ps || !owner) {
+        free(ps), free(owner);
+        fprintf(stderr, "weft summary: out of memory\n");
+        return;
+    }
+    weft_graph_params(g, ps, np);
+    for (int i = 0; i < np; i++) {
+        const char *name = weft_node_name(g, ps[i]);
+        size_t best = 0;
+        owner[i] = -1;
+        for (int k = 0; k < n; k++) {
+            size_t pl = strlen(l[k].prefix);
+            if (!strncmp(name, l[k].prefix, pl) && (owner[i] < 0 || pl > best)) owner[i] = k, best = pl;
+        }
+    }
+    const char *rule = "_________________________________________________________________________";
+    const char *dbl = "=========================================================================";
+    char num[32], sh[64], col[96];
+    int two_biases = 0;
+    int64_t total = 0;
+    printf("Model: \"%s\"\n%s\n %-34s %-24s %12s\n%s\n", title, rule, "Layer (type)",
+           "Output Shape", "Param #", dbl);
+    for (int k = 0; k < n; k++) {
+        int64_t cnt = 0;
+        for (int i = 0; i < np; i++)
+            if (owner[i] == k) cnt += weft_shape_numel(weft_node_shape(g, ps[i]));
+        snprintf(col, sizeof col, "%s (%s)", l[k].name, l[k].kind);
+        printf(" %-34s %-24s %12s\n", col, l[k].shape, thousands(cnt, num));
+        /* each parameter, so that what is counted is plain (bias_ih and
+         * bias_hh, say) */
+        for (int i = 0; i < np; i++) {
+            if (owner[i] != k) continue;
+            const char *name = weft_node_name(g, ps[i]);
+            weft_shape s = weft_node_shape(g, ps[i]);
+            weft_shape_str(s, sh, sizeof sh);
+            printf("   %-32s %-24s %12s\n", name, sh, thousands(weft_shape_numel(s), num));
+            if (strstr(name, "bias_hh")) two_biases = 1;
+        }
+        total += cnt;
+        printf("%s\n", k + 1 < n ? "" : dbl);
+    }
+    printf("Total params: %s\n", thousands(total, num));
+    printf("Trainable params: %s\n", thousands(total, num));
+    printf("Non-trainable params: 0\n%s\n", rule);
+    if (two_biases)
+        printf("note: this cell has two bias vectors (bias_ih and bias_hh, as PyTorch's);\n"
+               "Keras's SimpleRNN / LSTM have one (--cell simple_rnn is Keras's SimpleRNN).\n");
+    free(ps);
+    free(owner);
+}
+
+/* ------------------------------------- schedule, early stopping, plot */
+
+weft_sched train_sched(const train_opts *o, double lr, int epochs) {
+    switch (o->lr_schedule) {
+    case WEFT_SCHED_STEP:
+        return weft_sched_step_lr(lr, o->lr_step > 0 ? o->lr_step : 1,
+                                  o->lr_gamma >= 0 ? o->lr_gamma : 0.1);
+    case WEFT_SCHED_COSINE: return weft_sched_cosine(lr, epochs > 0 ? epochs : 1, 0);
+    default: return weft_sched_constant(lr);
+    }
+}
+
+int train_should_stop(const train_opts *o, train_stopper *st, int epoch, double val_loss) {
+    if (!st->seen || val_loss < st->best) {
+        st->best = val_loss;
+        st->bad = 0;
+        st->seen = 1;
+        return 0;
+    }
+    st->bad++;
+    if (o->patience <= 0 || st->bad < o->patience) return 0;
+    if (!o->quiet)
+        printf("early stopping after epoch %d: held-out loss %.4f has not improved on %.4f "
+               "for %d epoch(s)\n", epoch, val_loss, st->best, st->bad);
+    return 1;
+}
+
+/* the curves of this run, for --plot */
+static struct {
+    int n, cap;
+    double *x, *tl, *vl, *vm;
+    char metric[16];
+} curve;
+
+void train_plot_add(const train_opts *o, int epoch, double train_loss, double val_loss,
+                    const char *metric, double val_metric) {
+    if (!o->plot) return;
+    if (curve.n == curve.cap) {
+        int cap = curve.cap ? 2 * curve.cap : 64;
+        double *a[4] = {curve.x, curve.tl, curve.vl, curve.vm};
+        for (int i = 0; i < 4; i++) {
+            double *p = realloc(a[i], sizeof *p * (size_t)cap);
+            if (!p) return;
+            a[i] = p;
+        }
+        curve.x = a[0], curve.tl = a[1], curve.vl = a[2], curve.vm = a[3];
+        curve.cap = cap;
+    }
+    curve.x[curve.n] = epoch;
+    curve.tl[curve.n] = train_loss;
+    curve.vl[curve.n] = val_loss;
+    curve.vm[curve.n] = val_metric;
+    curve.n++;
+    snprintf(curve.metric, sizeof curve.metric, "%s", metric);
+}
+
+int train_plot_finish(const train_opts *o) {
+    if (!o->plot) return 0;
+    char title[64];
+    snprintf(title, sizeof title, "held-out %s", curve.metric);
+    plot_series loss[2] = {{"training loss", curve.n, curve.x, curve.tl},
+                           {"held-out loss", curve.n, curve.x, curve.vl}};
+    plot_series metric[1] = {{title, curve.n, curve.x, curve.vm}};
+    plot_panel p[2] = {{"loss", "epoch", loss, 2}, {title, "epoch", metric, 1}};
+    int rc = plot_write(o->plot, p, 2) ? train_fail("plot") : 0;
+    if (!rc && !o->quiet) printf("plot: %s\n", o->plot);
+    free(curve.x), free(curve.tl), free(curve.vl), free(curve.vm);
+    memset(&curve, 0, sizeof curve);
+    return rc;
+}
+
+void train_print_rnn_summary(const char *title, weft_graph *g, const weft_cell *cell,
+                             const weft_rnn *rnn, const char *rnn_prefix, const char *rnn_shape,
+                             const char *out_prefix, const char *out_shape) {
+    train_layer l[2] = {{rnn_prefix, "rnn", "", ""}, {out_prefix, "dense", "Dense", ""}};
+    train_rnn_kind(cell->name, rnn->cfg.num_layers, rnn->cfg.bidirectional, l[0].kind,
+                   sizeof l[0].kind);
+    snprintf(l[0].shape, sizeof l[0].shape, "%s", rnn_shape);
+    snprintf(l[1].shape, sizeof l[1].shape, "%s", out_shape);
+    train_print_summary(title, g, l, 2);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "plot.h"
 #include "weft/train.h"
 
 /* Every option of `weft train`; -1 / NULL / 0 = the task's default. */
@@ -40,6 +41,12 @@ typedef struct train_opts {
     int masking;               /* topic: mask the padding (default on) */
     int buckets;               /* topic: > 0 = length bucketing with this many buckets */
     int64_t limit;             /* use only this many training examples (tests, smoke runs) */
+    int patience;              /* > 0: stop after this many epochs without a better held-out loss */
+    int lr_schedule;           /* weft_sched_kind (WEFT_SCHED_CONSTANT = none) */
+    int64_t lr_step;           /* StepLR step size in epochs (default 1) */
+    double lr_gamma;           /* StepLR factor (< 0: 0.1) */
+    const char *plot;          /* --plot: learning curves to PNG or SVG */
+    int summary;               /* weft summary: build the model, print its table, no training */
 } train_opts;
 
 /* What a finished run reports (the --json line). */
@@ -89,9 +96,45 @@ weft_optim_config train_optim(const train_opts *o, weft_optim_kind def_kind, dou
 int64_t train_param_count(weft_graph *g);
 /* Checkpoint if asked and due (final = at the end); prints errors. */
 int train_maybe_save(weft_trainer *t, const train_opts *o, int final);
-/* Appends one CSV row (header first when the file is new). */
+/* Appends one CSV row (header first when the file is new) and records the
+ * epoch for --plot. */
 void train_csv_row(const train_opts *o, int epoch, int64_t steps, double train_loss,
                    double val_loss, const char *metric, double val_metric, double lr);
+/* weft summary: one layer of the table; its parameters are those whose
+ * names begin with `prefix` (the longest matching prefix wins; "" takes the
+ * rest). */
+typedef struct train_layer {
+    const char *prefix;
+    char name[32], kind[64], shape[48];
+} train_layer;
+/* Keras's name for the recurrent layer: SimpleRNN, LSTM, GRU, else
+ * RNN[cell]; wrapped in Bidirectional(...), "x L" for L layers. */
+void train_rnn_kind(const char *cell, int layers, int bidirectional, char *buf, size_t n);
+/* Prints the table (layers, each parameter, totals) like Keras's
+ * model.summary(), with a note on biases when the recurrent cell has two. */
+void train_print_summary(const char *title, weft_graph *g, const train_layer *l, int n);
+/* The common case: a recurrent model (parameters `rnn_prefix`...) whose
+ * output goes through one Linear layer (`out_prefix`...); shapes as text. */
+void train_print_rnn_summary(const char *title, weft_graph *g, const weft_cell *cell,
+                             const weft_rnn *rnn, const char *rnn_prefix, const char *rnn_shape,
+                             const char *out_prefix, const char *out_shape);
+
+/* The learning-rate schedule from the options (constant when none). */
+weft_sched train_sched(const train_opts *o, double lr, int epochs);
+/* Early stopping: call after each epoch's evaluation with the held-out
+ * loss; returns 1 (and prints a line) when --patience epochs passed without
+ * improvement.  `best` and `bad` start at 0. */
+typedef struct train_stopper {
+    double best;
+    int bad, seen;
+} train_stopper;
+int train_should_stop(const train_opts *o, train_stopper *st, int epoch, double val_loss);
+
+/* Records one epoch for --plot; train_plot_write draws them (at the end). */
+void train_plot_add(const train_opts *o, int epoch, double train_loss, double val_loss,
+                    const char *metric, double val_metric);
+int train_plot_finish(const train_opts *o);
+
 /* Prints "weft train: <what>: <weft_last_error()>" and returns 1. */
 int train_fail(const char *what);
 
