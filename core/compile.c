@@ -94,17 +94,34 @@ weft_node weft_rw_copy(weft_rw *rw, weft_node n) {
             return weft_const(rw->dst, r->name, r->dtype, r->shape, r->data);
         return weft_graph_add_borrowed_leaf(rw->dst, r->kind, r->name, r->dtype, r->shape, r->data);
     }
-    weft_node small[8] = {0}, *in = r->n_in <= 8 ? small : malloc((size_t)r->n_in * sizeof *in);
-    if (!in) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
-    for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, n, k);
-    weft_attr a = r->attr;
-    if (r->op == WEFT_OP_fused) { /* the program moves with the node */
-        int id = weft_graph_add_prog(rw->dst, &rw->src->progs[a.i[0]]);
-        if (id < 0) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
-        a.i[0] = id;
+    if (r->n_in > rw->scratch_cap) { /* stacks of T steps are wide: one buffer for all */
+        weft_node *p = realloc(rw->scratch, (size_t)r->n_in * sizeof *p);
+        if (!p) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
+        rw->scratch = p;
+        rw->scratch_cap = r->n_in;
     }
-    weft_node m = weft_rw_op(rw, n, r->op, in, r->n_in, &a);
-    if (in != small) free(in);
+    weft_node *in = rw->scratch;
+    /* Inputs with the shapes the original's had give the same node: copy the
+     * record instead of inferring it again.  Anything else (an input a pass
+     * replaced by a different shape, or failed to emit) goes through the
+     * checked builder, which reports it. */
+    int same = 1;
+    for (int k = 0; k < r->n_in; k++) {
+        weft_node from = rw->src->edges[r->in_off + k];
+        in[k] = rw->map[from];
+        if (in[k] < 0 || in[k] >= rw->dst->n) { same = 0; continue; }
+        const weft_node_rec *a = &rw->src->nodes[from], *b = &rw->dst->nodes[in[k]];
+        same &= a->dtype == b->dtype && weft_shape_eq(a->shape, b->shape);
+    }
+    weft_node_rec c = *r;
+    if (r->op == WEFT_OP_fused) { /* the program moves with the node */
+        int id = weft_graph_add_prog(rw->dst, &rw->src->progs[c.attr.i[0]]);
+        if (id < 0) return weft_graph_fail(rw->dst, WEFT_ERR_NOMEM, "compile: out of memory");
+        c.attr.i[0] = id;
+    }
+    if (!same) return weft_rw_op(rw, n, r->op, in, r->n_in, &c.attr);
+    weft_node m = weft_graph_add_rec(rw->dst, &c, in);
+    weft_rw_stamp(rw, m, n);
     return m;
 }
 
@@ -204,72 +221,109 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
 
     /* Stage 0: a copy of the live part of the graph. */
     weft_rw rw = {.src = g}; /* stage 0 borrows everything from the user's graph */
+    weft_graph *cur = NULL, *spare = NULL;
+    int cap = 0; /* of rw.map (after stage 0), rw.live and rw.uses */
     rw.live = malloc((size_t)g->n);
     rw.uses = malloc((size_t)g->n * sizeof *rw.uses);
     rw.map = p->map;
     rw.dst = weft_graph_new();
-    if (!rw.live || !rw.uses || !rw.dst) goto fail_rw;
+    if (!rw.live || !rw.uses || !rw.dst || weft_graph_reserve(rw.dst, g->n, g->n_edges)) goto fail_rw;
     liveness(&rw, outputs, n);
     for (int i = 0; i < g->n; i++) p->map[i] = rw.live[i] || g->nodes[i].kind != WEFT_NODE_OP ? weft_rw_copy(&rw, i) : WEFT_NONE;
-    free(rw.live);
-    free(rw.uses);
-    weft_graph *cur = rw.dst;
+    cur = rw.dst;
+    rw.dst = NULL;
+    rw.map = NULL;
+    cap = g->n;
     if (cur->status) {
         weft_error(cur->status, "compile: %s", cur->error);
-        weft_graph_free(cur);
-        goto fail;
+        goto fail_rw;
     }
     for (int k = 0; k < n; k++) outs[k] = p->map[outputs[k]];
-    if (opt && opt->dump_dir && dump(cur, opt->dump_dir, 0, "input")) { weft_graph_free(cur); goto fail; }
+    if (opt && opt->dump_dir && dump(cur, opt->dump_dir, 0, "input")) goto fail_rw;
 
-    /* The passes. */
+    /* The passes.  Each rebuilds the graph into the arrays of the one before
+     * last (a pass copies every node: fresh arrays cost page faults on every
+     * node record, every pass). */
     p->report.n_passes = N_PASSES;
+    rw.src_owned_consts_copy = 1;
+    int matmuls = weft_count_op(cur, WEFT_OP_matmul); /* of cur */
     for (int k = 0; k < N_PASSES; k++) {
         weft_pass_stat *st = &p->report.pass[k];
         st->name = passes[k].name;
         st->nodes_before = cur->n;
-        st->matmuls_before = weft_count_op(cur, WEFT_OP_matmul);
+        st->matmuls_before = matmuls;
         if (disabled(opt, passes[k].name)) {
             st->nodes_after = st->nodes_before;
             st->matmuls_after = st->matmuls_before;
             continue;
         }
         double ts = now_ms();
-        weft_rw r = {.src = cur, .src_owned_consts_copy = 1};
-        r.map = malloc((size_t)cur->n * sizeof *r.map);
-        r.live = malloc((size_t)cur->n);
-        r.uses = malloc((size_t)cur->n * sizeof *r.uses);
-        r.dst = weft_graph_new();
         weft_status s = WEFT_ERR_NOMEM;
-        if (r.map && r.live && r.uses && r.dst) {
-            for (int i = 0; i < cur->n; i++) r.map[i] = WEFT_NONE;
-            liveness(&r, outs, n);
-            s = passes[k].fn(&r);
-            if (!s && r.dst->status) s = weft_error(r.dst->status, "%s", r.dst->error);
-            for (int q = 0; !s && q < n; q++)
-                if (r.map[outs[q]] == WEFT_NONE) s = weft_error(WEFT_ERR_GRAPH, "an output was dropped");
+        if (cur->n > cap || !rw.map) {
+            int c = cur->n > cap ? cur->n + cur->n / 4 : cap;
+            weft_node *m = realloc(rw.map, (size_t)(c ? c : 1) * sizeof *m);
+            uint8_t *l = m ? realloc(rw.live, (size_t)(c ? c : 1)) : NULL;
+            int *u = l ? realloc(rw.uses, (size_t)(c ? c : 1) * sizeof *u) : NULL;
+            if (m) rw.map = m;
+            if (l) rw.live = l;
+            if (u) rw.uses = u;
+            if (!u) {
+                s = weft_error(WEFT_ERR_NOMEM, "out of memory");
+                goto fail_pass;
+            }
+            cap = c;
         }
-        if (!s && ((opt && opt->verify) || VERIFY_ALWAYS)) s = weft_graph_verify(r.dst);
+        rw.src = cur;
+        rw.changes = 0;
+        rw.dst = spare ? spare : weft_graph_new();
+        spare = NULL;
+        /* Passes add a few nodes at most: room for a quarter more. */
+        if (!rw.dst || weft_graph_reserve(rw.dst, cur->n + cur->n / 4 + 16, cur->n_edges + cur->n_edges / 4 + 16)) {
+            if (!rw.dst) weft_error(WEFT_ERR_NOMEM, "out of memory");
+            goto fail_pass;
+        }
+        for (int i = 0; i < cur->n; i++) rw.map[i] = WEFT_NONE;
+        liveness(&rw, outs, n);
+        rw.unchanged = 0;
+        s = passes[k].fn(&rw);
+        if (!s && rw.dst->status) s = weft_error(rw.dst->status, "%s", rw.dst->error);
+        if (!s && rw.unchanged && (rw.dst->n || rw.changes))
+            s = weft_error(WEFT_ERR_GRAPH, "the pass said 'unchanged' but emitted nodes");
+        for (int q = 0; !s && !rw.unchanged && q < n; q++)
+            if (rw.map[outs[q]] == WEFT_NONE) s = weft_error(WEFT_ERR_GRAPH, "an output was dropped");
+        if (!s && !rw.unchanged && ((opt && opt->verify) || VERIFY_ALWAYS)) s = weft_graph_verify(rw.dst);
+    fail_pass:
         if (s) {
             weft_error(s, "compile: pass '%s': %s", passes[k].name, weft_last_error());
-            free(r.map); free(r.live); free(r.uses);
-            weft_graph_free(r.dst);
-            weft_graph_free(cur);
-            goto fail;
+            goto fail_rw;
+        }
+        st->ran = 1;
+        st->changes = rw.changes;
+        if (rw.unchanged) { /* cur stands; the empty destination is the spare */
+            spare = rw.dst;
+            rw.dst = NULL;
+            st->nodes_after = st->nodes_before;
+            st->matmuls_after = st->matmuls_before;
+            st->ms = now_ms() - ts;
+            continue;
         }
         for (int i = 0; i < g->n; i++)
-            if (p->map[i] != WEFT_NONE) p->map[i] = r.map[p->map[i]];
-        for (int q = 0; q < n; q++) outs[q] = r.map[outs[q]];
-        free(r.map); free(r.live); free(r.uses);
-        weft_graph_free(cur);
-        cur = r.dst;
-        st->ran = 1;
-        st->changes = r.changes;
+            if (p->map[i] != WEFT_NONE) p->map[i] = rw.map[p->map[i]];
+        for (int q = 0; q < n; q++) outs[q] = rw.map[outs[q]];
+        weft_graph_clear(cur);
+        spare = cur;
+        cur = rw.dst;
+        rw.dst = NULL;
         st->nodes_after = cur->n;
-        st->matmuls_after = weft_count_op(cur, WEFT_OP_matmul);
+        st->matmuls_after = matmuls = weft_count_op(cur, WEFT_OP_matmul);
         st->ms = now_ms() - ts;
-        if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) { weft_graph_free(cur); goto fail; }
+        if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) goto fail_rw;
     }
+    free(rw.map);
+    free(rw.live);
+    free(rw.uses);
+    free(rw.scratch);
+    weft_graph_free(spare);
     if (opt && opt->threads) weft_set_threads(opt->threads);
     p->report.inter_op = opt ? opt->inter_op : 0;
     p->report.compile_ms = now_ms() - t0;
@@ -282,9 +336,13 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
     free(outs);
     return e;
 fail_rw:
+    if (rw.map != p->map) free(rw.map);
     free(rw.live);
     free(rw.uses);
+    free(rw.scratch);
     weft_graph_free(rw.dst);
+    weft_graph_free(spare);
+    weft_graph_free(cur);
 fail:
     free(outs);
     free(p->map);
@@ -299,8 +357,12 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
             fprintf(f, "%-12s (disabled)\n", s->name);
             continue;
         }
-        fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
-                s->matmuls_before, s->matmuls_after, s->changes, s->ms);
+        if (!s->changes) /* Halide's log: say so rather than repeat the numbers */
+            fprintf(f, "%-12s %8d %8s %9d %9s %8s %8.2f\n", s->name, s->nodes_before, "", s->matmuls_before, "",
+                    "(unchanged)", s->ms);
+        else
+            fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
+                    s->matmuls_before, s->matmuls_after, s->changes, s->ms);
     }
     fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB with one buffer per node)\n", r->compile_ms,
             r->planned_peak_bytes / 1e6, r->unplanned_bytes / 1e6);

@@ -85,10 +85,16 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
     e->report.planned_peak_bytes = e->plan.peak_bytes;
     e->report.unplanned_bytes = e->plan.unplanned_bytes;
     if (!(e->blocks = calloc((size_t)e->plan.n_blocks + 1, sizeof *e->blocks))) goto oom;
-    for (int b = 0; b < e->plan.n_blocks; b++)
+    /* Not zeroed: the plan reuses every block for many nodes and runs, so no
+     * kernel may count on finding zeros (the suite passes with blocks filled
+     * with 0xff), and zeroing 100+ MB here was most of a compile's time. */
+    for (int b = 0; b < e->plan.n_blocks; b++) {
         /* 64 bytes of slack: BLIS 0.9's small-matrix kernels can read one
-         * element past the end of A (flame/blis#821). */
-        if (!(e->blocks[b] = calloc(1, e->plan.block_bytes[b] + 64))) goto oom;
+         * element past the end of A (flame/blis#821); zeros, so a stray
+         * read is never a NaN. */
+        if (!(e->blocks[b] = malloc(e->plan.block_bytes[b] + 64))) goto oom;
+        memset((char *)e->blocks[b] + e->plan.block_bytes[b], 0, 64);
+    }
     /* Leaves point at graph storage; inputs and computed nodes at their block. */
     for (int i = 0; i < N; i++) {
         const weft_node_rec *r = &g->nodes[i];

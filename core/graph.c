@@ -13,18 +13,49 @@ weft_graph *weft_graph_new(void) {
     return g;
 }
 
-void weft_graph_free(weft_graph *g) {
-    if (!g) return;
+/* Free what the nodes own and forget them, keeping the arrays. */
+static void drop_nodes(weft_graph *g) {
     for (int i = 0; i < g->n; i++) {
         free(g->nodes[i].name);
         free(g->nodes[i].note);
         if (!g->nodes[i].borrowed) free(g->nodes[i].data);
     }
+    free(g->error);
+    g->error = NULL;
+    g->n = g->n_edges = g->n_progs = 0;
+}
+
+void weft_graph_free(weft_graph *g) {
+    if (!g) return;
+    drop_nodes(g);
     free(g->nodes);
     free(g->edges);
     free(g->progs);
-    free(g->error);
     free(g);
+}
+
+void weft_graph_clear(weft_graph *g) {
+    drop_nodes(g);
+    g->status = WEFT_OK;
+    g->site = (weft_site){-1, -1, -1};
+    g->in_backward = 0;
+    g->backward_of = WEFT_NONE;
+}
+
+weft_status weft_graph_reserve(weft_graph *g, int nodes, int edges) {
+    if (nodes > g->cap) {
+        weft_node_rec *p = realloc(g->nodes, (size_t)nodes * sizeof *p);
+        if (!p) return weft_error(WEFT_ERR_NOMEM, "graph: out of memory for %d nodes", nodes);
+        g->nodes = p;
+        g->cap = nodes;
+    }
+    if (edges > g->cap_edges) {
+        int32_t *p = realloc(g->edges, (size_t)edges * sizeof *p);
+        if (!p) return weft_error(WEFT_ERR_NOMEM, "graph: out of memory for %d edges", edges);
+        g->edges = p;
+        g->cap_edges = edges;
+    }
+    return WEFT_OK;
 }
 
 weft_status weft_graph_status(const weft_graph *g) { return g->status; }
@@ -182,6 +213,14 @@ weft_node weft_const(weft_graph *g, const char *name, weft_dtype t, weft_shape s
                      const void *data) {
     if (!data) return weft_graph_fail(g, WEFT_ERR_ARG, "const '%s': no data", name ? name : "?");
     return leaf(g, WEFT_NODE_CONST, name, t, s, data);
+}
+
+weft_node weft_graph_add_rec(weft_graph *g, const weft_node_rec *rec, const weft_node *in) {
+    weft_node_rec r = *rec;
+    r.name = r.note = NULL; /* the caller stamps provenance */
+    r.data = NULL;
+    r.borrowed = 0;
+    return push(g, &r, in, rec->n_in);
 }
 
 weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in,

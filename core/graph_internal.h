@@ -19,28 +19,32 @@
 
 /* Op attributes: a small plain struct every op interprets its own way. */
 typedef struct weft_attr {
-    int64_t i[2 * WEFT_MAX_DIMS]; /* axes mask, perm, slice (axis,start,end), flags */
+    int64_t i[WEFT_MAX_DIMS]; /* axes mask, perm, slice (axis,start,end), flags;
+                               * a perm is the longest (every node record
+                               * carries this, and compiling copies them) */
     double f;                     /* pow exponent, fill value, dropout p */
     uint64_t seed;                /* dropout */
     weft_shape shape;             /* broadcast/reshape/fill target */
     weft_dtype dtype;             /* cast / one_hot / fill target */
 } weft_attr;
 
+/* Fields ordered so there is no padding: the compiler copies every record
+ * once per pass. */
 typedef struct weft_node_rec {
     weft_node_kind kind;
     int op;                  /* index into the op table (kind == OP) */
     weft_dtype dtype;
-    weft_shape shape;
     int n_in;
     int32_t in_off;          /* inputs are g->edges[in_off .. in_off + n_in) */
+    weft_node grad_of;       /* forward node this backward node belongs to */
+    weft_shape shape;
     weft_attr attr;
     char *name;
     void *data;              /* parameter / constant storage, contiguous */
+    char *note;              /* what the compiler did here, e.g. "80 matmuls -> 1 (batch-gemm)" */
     weft_site site;
-    weft_node grad_of;       /* forward node this backward node belongs to */
     uint8_t backward;
     uint8_t borrowed;        /* data belongs to another graph (compiled copies) */
-    char *note;              /* what the compiler did here, e.g. "80 matmuls -> 1 (batch-gemm)" */
 } weft_node_rec;
 
 /* A fused elementwise region (made by the compiler's fuse pass): a straight
@@ -91,6 +95,15 @@ static inline weft_node weft_in_of(const weft_graph *g, weft_node n, int k) {
 }
 static inline weft_shape weft_shape_of(const weft_graph *g, weft_node n) { return g->nodes[n].shape; }
 
+/* Empty g for reuse: free what its nodes own, keep the node and edge arrays
+ * (the compiler rebuilds the graph once per pass into recycled arrays). */
+void weft_graph_clear(weft_graph *g);
+/* Make room for this many nodes and edges in all (not more). */
+weft_status weft_graph_reserve(weft_graph *g, int nodes, int edges);
+/* Append a copy of op record rec (kind, op, dtype, shape, attr; not its
+ * name, note or data) with inputs in[0 .. rec->n_in), trusting its shape:
+ * for copies whose inputs have the shapes the original's had. */
+weft_node weft_graph_add_rec(weft_graph *g, const weft_node_rec *rec, const weft_node *in);
 /* Add an op node after checking its inputs and inferring its shape; on
  * failure records a sticky error and returns WEFT_NONE. */
 weft_node weft_graph_add_op(weft_graph *g, int op, const weft_node *in, int n_in,

@@ -17,6 +17,10 @@ typedef struct weft_rw {
     int *uses;               /* number of live users of each src node */
     int changes;             /* rewrites made, for the report */
     int src_owned_consts_copy; /* src is an intermediate graph: copy its own constants */
+    int unchanged;           /* set by a pass that found nothing to do (dst left
+                              * empty): src stands as it is, no rebuild */
+    weft_node *scratch;      /* the rewriter's input list (owned by the driver) */
+    int scratch_cap;
 } weft_rw;
 
 /* Copy src node n into dst with its inputs mapped (they must be emitted). */
@@ -31,7 +35,9 @@ void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n);
 /* Record on dst node n what the pass did there (printf-style). */
 void weft_rw_note(weft_rw *rw, weft_node n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* A pass: reads rw->src, fills rw->dst and rw->map for every live node. */
+/* A pass: reads rw->src, fills rw->dst and rw->map for every live node, or
+ * sets rw->unchanged and emits nothing (a cheap scan first makes a pass with
+ * nothing to do nearly free: rebuilding is most of a pass's cost). */
 typedef weft_status (*weft_pass_fn)(weft_rw *rw);
 
 weft_status weft_pass_dce(weft_rw *rw);

@@ -19,7 +19,7 @@ static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ull;
 static uint64_t key(const weft_graph *dst, int op, const weft_node *in, int n, const weft_attr *a) {
     uint64_t h = mix(0xcbf29ce484222325ull, (uint64_t)op);
     for (int k = 0; k < n; k++) h = mix(h, (uint64_t)in[k]);
-    for (int k = 0; k < 2 * WEFT_MAX_DIMS; k++) h = mix(h, (uint64_t)a->i[k]);
+    for (int k = 0; k < WEFT_MAX_DIMS; k++) h = mix(h, (uint64_t)a->i[k]);
     uint64_t f;
     memcpy(&f, &a->f, sizeof f);
     h = mix(mix(mix(h, f), a->seed), (uint64_t)a->dtype);

@@ -22,17 +22,28 @@ static void constness(const weft_graph *g, uint8_t *c) {
     }
 }
 
+static int foldable(const weft_graph *g, const uint8_t *live, const uint8_t *known, int i) {
+    const weft_node_rec *r = &g->nodes[i];
+    return r->kind == WEFT_NODE_OP && r->op != WEFT_OP_fill && !(weft_ops[r->op].flags & WEFT_OPF_VIEW) &&
+           live[i] && known[i] && weft_shape_numel(r->shape) <= FOLD_MAX_ELEMENTS;
+}
+
 weft_status weft_pass_fold(weft_rw *rw) {
     const weft_graph *src = rw->src;
     uint8_t *known = malloc((size_t)(src->n ? src->n : 1));
     if (!known) return weft_error(WEFT_ERR_NOMEM, "fold: out of memory");
     constness(src, known);
+    int any = 0;
+    for (int i = 0; i < src->n && !any; i++) any = foldable(src, rw->live, known, i);
+    if (!any) {
+        free(known);
+        rw->unchanged = 1;
+        return WEFT_OK;
+    }
     for (int i = 0; i < src->n; i++) {
         const weft_node_rec *r = &src->nodes[i];
         rw->map[i] = weft_rw_copy(rw, i);
-        if (r->kind != WEFT_NODE_OP || r->op == WEFT_OP_fill || (weft_ops[r->op].flags & WEFT_OPF_VIEW) ||
-            !rw->live[i] || weft_shape_numel(r->shape) > FOLD_MAX_ELEMENTS || !known[i])
-            continue;
+        if (!foldable(src, rw->live, known, i)) continue;
         /* Evaluate the copy in the destination graph with the reference executor. */
         weft_node m = rw->map[i];
         weft_exec *e = weft_exec_new(rw->dst, &m, 1);

@@ -51,6 +51,7 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
                                    (uint32_t)r->site.step};
     }
     qsort(keys, (size_t)nk, sizeof *keys, cmp);
+    int groups = 0;
     for (int a = 0; a < nk;) {
         int b = a;
         while (b < nk && keys[b].a == keys[a].a && keys[b].site == keys[a].site && keys[b].ta == keys[a].ta &&
@@ -60,6 +61,7 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
         int count = 0;
         for (int k = a; k < b; k++) count += weft_in_of(s, keys[k].m, 1) < lead;
         if (count >= 2) {
+            groups++;
             weft_node prev = WEFT_NONE;
             for (int k = a; k < b; k++) /* keys are sorted by node within a group */
                 if (weft_in_of(s, keys[k].m, 1) < lead) {
@@ -70,6 +72,11 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
                 }
         }
         a = b;
+    }
+    if (!groups) { /* e.g. a cell written with one wide matmul already */
+        free(keys); free(lead_of); free(next);
+        rw->unchanged = 1;
+        return WEFT_OK;
     }
     for (int i = 0; i < n; i++) {
         if (rw->map[i] != WEFT_NONE) continue;
