@@ -150,8 +150,14 @@ static void put(void *a, weft_dtype t, int64_t i, double v) {
         ((float *)a)[i] = (float)v;
 }
 
+/* What an update needs that depends only on the step (Adam's bias
+ * corrections): computed once per step, not once per element. */
+typedef struct step_consts {
+    double bc1, sqrt_bc2;
+} step_consts;
+
 /* The update of one element: p and g in, new p out; st = its slots. */
-static double update(const weft_optim_config *c, int64_t step, double p, double g,
+static double update(const weft_optim_config *c, int64_t step, const step_consts *sc, double p, double g,
                      double *st0, double *st1, double *st2) {
     switch (c->kind) {
     case WEFT_OPTIM_SGD: {
@@ -172,10 +178,8 @@ static double update(const weft_optim_config *c, int64_t step, double p, double 
         double *m = st0, *v = st1;
         *m = c->beta1 * *m + (1 - c->beta1) * g;
         *v = c->beta2 * *v + (1 - c->beta2) * g * g;
-        double bc1 = 1 - pow(c->beta1, (double)step);
-        double bc2 = 1 - pow(c->beta2, (double)step);
-        double denom = sqrt(*v) / sqrt(bc2) + c->eps;
-        return p - (c->lr / bc1) * (*m / denom);
+        double denom = sqrt(*v) / sc->sqrt_bc2 + c->eps;
+        return p - (c->lr / sc->bc1) * (*m / denom);
     }
     case WEFT_OPTIM_RMSPROP: {
         if (c->weight_decay != 0) g = g + c->weight_decay * p;
@@ -205,14 +209,18 @@ weft_status weft_optim_step(weft_optim *o, void *const *grads) {
         if (!grads[i])
             return weft_error(WEFT_ERR_ARG, "optimizer: no gradient for '%s'", o->p[i].name);
     int64_t step = ++o->steps;
-    double dummy = 0; /* slots a kind does not use */
+    const step_consts sc = {1 - pow(o->cfg.beta1, (double)step), sqrt(1 - pow(o->cfg.beta2, (double)step))};
     for (int i = 0; i < o->count; i++) {
         optim_param *p = &o->p[i];
+        /* Elements are independent: the threads share them, each owning
+         * what it writes, so the result does not depend on their number. */
+        #pragma omp parallel for schedule(static) if (p->n >= 65536)
         for (int64_t k = 0; k < p->n; k++) {
+            double dummy = 0; /* slots a kind does not use */
             double *s0 = p->slot[0] ? &p->slot[0][k] : &dummy;
             double *s1 = p->slot[1] ? &p->slot[1][k] : &dummy;
             double *s2 = p->slot[2] ? &p->slot[2][k] : &dummy;
-            double v = update(&o->cfg, step, load(p->data, p->dtype, k),
+            double v = update(&o->cfg, step, &sc, load(p->data, p->dtype, k),
                               load(grads[i], p->dtype, k), s0, s1, s2);
             put(p->data, p->dtype, k, v);
         }
