@@ -188,6 +188,19 @@ static weft_status wait_all(dist_req *r, int n, const char *what) {
 #endif
 }
 
+/* One look at r[0..n) without waiting: moves the reductions on (Open MPI
+ * has no progress thread, so a reduction started during the backward pass
+ * advances only while MPI is called). */
+static weft_status test_all(dist_req *r, int n, const char *what) {
+#ifdef WEFT_HAVE_MPI
+    int flag = 0, rc = n ? MPI_Testall(n, r, &flag, MPI_STATUSES_IGNORE) : MPI_SUCCESS;
+    return rc == MPI_SUCCESS ? WEFT_OK : mpi_fail(rc, what);
+#else
+    (void)r, (void)n;
+    return weft_error(WEFT_ERR_UNSUPPORTED, "%s: MPI not compiled in", what);
+#endif
+}
+
 /* ---------------------------------------------------------- collectives */
 
 /* FNV-1a, 64 bits: a mismatch detector, not a cryptographic hash */
@@ -251,6 +264,17 @@ struct weft_dist_avg {
     uint64_t layout;          /* hash of the last gradient layout checked across ranks */
     int layout_checked;
     weft_dist_stats st;
+    /* The step being averaged: opened by its first gradient (or by the
+     * hook), gradients packed into flat[] in the order they arrive, each
+     * bucket started when full; closed by the hook. */
+    int open, k;              /* k: requests started, reqs[0] the weights' sum */
+    double wsum;
+    size_t packed[NGROUP], started[NGROUP];
+    size_t *off;              /* per gradient: where it is in flat[its group] */
+    unsigned char *in;        /* per gradient: packed this step */
+    int n_alloc;
+    double t_first;           /* when this step's first bucket started; 0 = none yet */
+    char what[96];
 };
 
 weft_status weft_dist_avg_new(size_t bucket_bytes, int64_t check_every, weft_dist_avg **out) {
@@ -266,6 +290,8 @@ void weft_dist_avg_free(weft_dist_avg *a) {
     if (!a) return;
     for (int g = 0; g < NGROUP; g++) free(a->flat[g]);
     free(a->reqs);
+    free(a->off);
+    free(a->in);
     free(a);
 }
 
@@ -306,7 +332,15 @@ static weft_status check_ranks(weft_dist_avg *a, const weft_grad_set *gs) {
     return s;
 }
 
-static weft_status reserve(weft_dist_avg *a, const size_t total[NGROUP], int nreq) {
+static weft_status reserve(weft_dist_avg *a, const size_t total[NGROUP], int nreq, int n) {
+    if (n > a->n_alloc) {
+        size_t *o = realloc(a->off, sizeof *o * (size_t)n);
+        if (o) a->off = o;
+        unsigned char *in = realloc(a->in, (size_t)n);
+        if (in) a->in = in;
+        if (!o || !in) return weft_error(WEFT_ERR_NOMEM, "gradient averager: out of memory");
+        a->n_alloc = n;
+    }
     for (int g = 0; g < NGROUP; g++)
         if (total[g] > a->cap[g]) {
             void *p = realloc(a->flat[g], total[g] * weft_dtype_size(group_dtype[g]));
@@ -349,6 +383,7 @@ static weft_status start_buckets(weft_dist_avg *a, int g, size_t *started, size_
                                   &a->reqs[*k]);
         if (s) return s;
         (*k)++;
+        if (!a->t_first) a->t_first = now();
         a->st.buckets++;
         a->st.bytes += (double)(cnt * es);
         *started += cnt;
@@ -356,13 +391,12 @@ static weft_status start_buckets(weft_dist_avg *a, int g, size_t *started, size_
     return WEFT_OK;
 }
 
-weft_status weft_dist_avg_hook(void *ctx, const weft_grad_set *gs) {
-    weft_dist_avg *a = ctx;
-    if (g_size == 1) {
-        a->st.calls++;
-        return WEFT_OK;
-    }
-    double t0 = now();
+/* Opens a step: checks the gradients' layout (and every check_every steps
+ * the parameters) against the other ranks, starts the weights' sum. */
+static weft_status begin(weft_dist_avg *a, const weft_grad_set *gs) {
+    if (a->open)
+        return weft_error(WEFT_ERR_ARG, "gradient averager: step %" PRId64 " failed after its "
+                          "reductions had started, and the ranks may now disagree", gs->step);
     size_t total[NGROUP] = {0, 0};
     for (int i = 0; i < gs->n; i++) {
         int g = group_of(gs->dtypes[i]);
@@ -376,50 +410,95 @@ weft_status weft_dist_avg_hook(void *ctx, const weft_grad_set *gs) {
         size_t per = a->bucket_bytes / weft_dtype_size(group_dtype[g]);
         nreq += (int)((total[g] + per - 1) / per);
     }
-    weft_status s = reserve(a, total, nreq);
+    weft_status s = reserve(a, total, nreq, gs->n);
     if (!s) s = check_ranks(a, gs);
     if (s) return s;
-
-    /* request 0: the weights' sum; then one per bucket, each started as
-     * soon as packing has filled it */
-    double wsum = a->weight;
-    int k = 0;
-    s = start_sum(&wsum, 1, WEFT_F64, &a->reqs[k]);
-    if (!s) k++;
-    char what[96];
-    snprintf(what, sizeof what, "averaging the gradients of step %" PRId64, gs->step + 1);
-    if (!s && a->profile) { /* the weights' sum completes when every rank has arrived */
+    memset(a->in, 0, (size_t)gs->n);
+    memset(a->packed, 0, sizeof a->packed);
+    memset(a->started, 0, sizeof a->started);
+    a->t_first = 0;
+    snprintf(a->what, sizeof a->what, "averaging the gradients of step %" PRId64, gs->step + 1);
+    /* request 0: the weights' sum; then one per bucket */
+    a->wsum = a->weight;
+    a->k = 0;
+    if ((s = start_sum(&a->wsum, 1, WEFT_F64, &a->reqs[0]))) return s;
+    a->k = 1;
+    a->open = 1;
+    if (a->profile) { /* the weights' sum completes when every rank has arrived */
         double ts = now();
-        s = wait_all(a->reqs, k, what);
+        s = wait_all(a->reqs, a->k, a->what);
         a->st.sync_seconds += now() - ts;
     }
-    for (int g = 0; g < NGROUP && !s; g++) {
-        size_t es = weft_dtype_size(group_dtype[g]), packed = 0, started = 0;
-        for (int i = 0; i < gs->n && !s; i++) {
-            if (group_of(gs->dtypes[i]) != g) continue;
-            size_t n = gs->bytes[i] / es;
-            scaled_copy((char *)a->flat[g] + packed * es, gs->grads[i], n, group_dtype[g],
-                        a->weight);
-            packed += n;
-            s = start_buckets(a, g, &started, packed, 0, &k);
-        }
-        if (!s) s = start_buckets(a, g, &started, packed, 1, &k);
+    return s;
+}
+
+/* Packs gradient i (times this rank's weight) after those already packed
+ * and starts the buckets it fills.  Every rank packs in the same order
+ * (the executor's, or parameter order), so bucket j holds the same
+ * gradients everywhere. */
+static weft_status pack(weft_dist_avg *a, const weft_grad_set *gs, int i) {
+    int g = group_of(gs->dtypes[i]);
+    size_t es = weft_dtype_size(group_dtype[g]), n = gs->bytes[i] / es;
+    scaled_copy((char *)a->flat[g] + a->packed[g] * es, gs->grads[i], n, group_dtype[g],
+                a->weight);
+    a->off[i] = a->packed[g];
+    a->in[i] = 1;
+    a->packed[g] += n;
+    return start_buckets(a, g, &a->started[g], a->packed[g], 0, &a->k);
+}
+
+weft_status weft_dist_avg_ready(void *ctx, const weft_grad_set *gs, int i) {
+    weft_dist_avg *a = ctx;
+    if (g_size == 1) return WEFT_OK;
+    double t0 = now();
+    weft_status s = a->open ? WEFT_OK : begin(a, gs);
+    if (!s && (i < 0 || i >= gs->n))
+        s = weft_error(WEFT_ERR_ARG, "gradient averager: no gradient %d (of %d)", i, gs->n);
+    if (!s && a->in[i]) /* a step failed between its readiness calls and the hook */
+        s = weft_error(WEFT_ERR_ARG, "gradient averager: gradient %d is ready twice: step %"
+                       PRId64 " failed after its reductions had started, and the ranks may "
+                       "now disagree", i, gs->step);
+    if (!s) {
+        double b0 = a->st.bytes;
+        s = pack(a, gs, i);
+        a->st.early_bytes += a->st.bytes - b0;
     }
+    if (!s) s = test_all(a->reqs, a->k, a->what);
+    a->st.seconds += now() - t0;
+    return s;
+}
+
+weft_status weft_dist_avg_hook(void *ctx, const weft_grad_set *gs) {
+    weft_dist_avg *a = ctx;
+    if (g_size == 1) {
+        a->st.calls++;
+        return WEFT_OK;
+    }
+    double t0 = now();
+    weft_status s = a->open ? WEFT_OK : begin(a, gs);
+    if (s) return s;
+    if (a->t_first) a->st.overlap_seconds += t0 - a->t_first;
+    /* the gradients no readiness call brought, in parameter order; then
+     * the last partial buckets */
+    for (int i = 0; i < gs->n && !s; i++)
+        if (!a->in[i]) s = pack(a, gs, i);
+    for (int g = 0; g < NGROUP && !s; g++)
+        s = start_buckets(a, g, &a->started[g], a->packed[g], 1, &a->k);
     /* requests already started must complete even after an error: every
      * rank started the same ones */
     double tw = now();
-    weft_status w = wait_all(a->reqs, k, what);
+    weft_status w = wait_all(a->reqs, a->k, a->what);
     a->st.wait_seconds += now() - tw;
+    a->open = 0;
     if (s || (s = w)) return s;
-    if (!(wsum > 0))
+    if (!(a->wsum > 0))
         return weft_error(WEFT_ERR_ARG, "gradient averager: step %" PRId64 ": the ranks' "
-                          "weights sum to %g", gs->step + 1, wsum);
-    size_t off[NGROUP] = {0, 0};
+                          "weights sum to %g", gs->step + 1, a->wsum);
     for (int i = 0; i < gs->n; i++) {
         int g = group_of(gs->dtypes[i]);
         size_t es = weft_dtype_size(group_dtype[g]), n = gs->bytes[i] / es;
-        scaled_copy(gs->grads[i], (char *)a->flat[g] + off[g] * es, n, group_dtype[g], 1 / wsum);
-        off[g] += n;
+        scaled_copy(gs->grads[i], (char *)a->flat[g] + a->off[i] * es, n, group_dtype[g],
+                    1 / a->wsum);
     }
     a->st.calls++;
     a->st.seconds += now() - t0;

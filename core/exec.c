@@ -31,6 +31,14 @@ struct weft_exec {
     int *dep_off, *deps;
     uint8_t *done;
     double *profile;       /* ms per node of e->g, added on every run; NULL = off */
+    /* The outputs in the caller's ids (the source graph's for a compiled
+     * executor), and for weft_exec_set_on_ready: per own node, CSR, the
+     * distinct caller ids it answers for (folding can merge outputs). */
+    weft_node *outs;
+    int n_outs;
+    void (*on_ready)(void *ctx, weft_node n);
+    void *on_ready_ctx;
+    int *ready_off, *ready_ids;
 };
 
 void weft_exec_free(weft_exec *e) {
@@ -48,6 +56,9 @@ void weft_exec_free(weft_exec *e) {
     free(e->val);
     free(e->needed);
     free(e->fed);
+    free(e->outs);
+    free(e->ready_off);
+    free(e->ready_ids);
     free(e);
 }
 
@@ -68,6 +79,9 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
     if (!e) goto oom;
     e->g = g;
     e->n = N;
+    if (!(e->outs = malloc((size_t)(n ? n : 1) * sizeof *e->outs))) goto oom;
+    memcpy(e->outs, outputs, (size_t)n * sizeof *outputs);
+    e->n_outs = n;
     e->needed = calloc((size_t)N + 1, 1);
     e->fed = calloc((size_t)N + 1, 1);
     e->val = calloc((size_t)N + 1, sizeof *e->val);
@@ -236,6 +250,7 @@ weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n
     e->orig = orig;
     e->map = map;
     e->n_map = n_map;
+    memcpy(e->outs, outputs, (size_t)n * sizeof *outputs); /* the caller's ids */
     if (setup_workers(e, weft_get_threads(), report ? report->inter_op : 0)) {
         weft_exec_free(e);
         return NULL;
@@ -344,9 +359,42 @@ static weft_status run_workers(weft_exec *e, const weft_kctx *base) {
     return failed ? weft_error(failed, "%s", msg) : WEFT_OK;
 }
 
+weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node n), void *ctx) {
+    free(e->ready_off);
+    free(e->ready_ids);
+    e->ready_off = e->ready_ids = NULL;
+    e->on_ready = NULL;
+    e->on_ready_ctx = NULL;
+    if (!fn) return WEFT_OK;
+    e->ready_off = calloc((size_t)e->n + 2, sizeof *e->ready_off);
+    e->ready_ids = malloc((size_t)(e->n_outs ? e->n_outs : 1) * sizeof *e->ready_ids);
+    if (!e->ready_off || !e->ready_ids) {
+        free(e->ready_off);
+        free(e->ready_ids);
+        e->ready_off = e->ready_ids = NULL;
+        return weft_error(WEFT_ERR_NOMEM, "exec: out of memory");
+    }
+    /* distinct caller ids with a node here, counted then placed by own node */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < e->n_outs; k++) {
+            int dup = 0;
+            for (int j = 0; j < k && !dup; j++) dup = e->outs[j] == e->outs[k];
+            weft_node o = own(e, e->outs[k]);
+            if (dup || o < 0 || o >= e->n) continue;
+            if (pass) e->ready_ids[e->ready_off[o + 1]++] = e->outs[k];
+            else e->ready_off[o + 2]++;
+        }
+        if (!pass)
+            for (int i = 0; i < e->n; i++) e->ready_off[i + 2] += e->ready_off[i + 1];
+    }
+    e->on_ready = fn;
+    e->on_ready_ctx = ctx;
+    return WEFT_OK;
+}
+
 weft_status weft_exec_run(weft_exec *e) {
     weft_kctx ctx = {.counter = e->counter, .g = e->g};
-    if (e->workers > 1) {
+    if (e->workers > 1 && !e->on_ready) {
         weft_status s = run_workers(e, &ctx);
         if (s) return s;
     } else {
@@ -354,6 +402,9 @@ weft_status weft_exec_run(weft_exec *e) {
             if (!e->needed[i]) continue;
             weft_status s = run_node(e, i, &ctx);
             if (s) return s;
+            if (e->on_ready)
+                for (int q = e->ready_off[i]; q < e->ready_off[i + 1]; q++)
+                    e->on_ready(e->on_ready_ctx, e->ready_ids[q]);
         }
     }
     e->counter++;

@@ -33,6 +33,7 @@ typedef struct head {
     int num_metrics;
     weft_node *grads;           /* of every parameter */
     weft_exec *train, *eval;
+    int ready_on;               /* train reports gradients as they are computed */
 } head;
 
 struct weft_trainer {
@@ -54,6 +55,13 @@ struct weft_trainer {
     weft_grad_hook hook;
     void *hook_ctx;
     weft_grad_set gs;
+    /* weft_trainer_set_grad_ready_hook: called from inside the training
+     * run, for the head being stepped; the first error is kept and fails
+     * the step */
+    weft_grad_ready_hook ready;
+    void *ready_ctx;
+    head *ready_head;
+    weft_status ready_err;
 };
 
 static size_t node_bytes(const weft_graph *g, weft_node n) {
@@ -278,6 +286,8 @@ weft_status weft_trainer_step(weft_trainer *t, const weft_feed *feeds, int n,
     return weft_trainer_step_head(t, 0, feeds, n, r);
 }
 
+static void grad_ready(void *ctx, weft_node n);
+
 weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *feeds, int n,
                                    weft_train_result *r) {
     weft_graph *g = t->g;
@@ -289,11 +299,20 @@ weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *
     for (int i = 0; i < t->cfg.num_carry && !s; i++)
         s = weft_exec_feed(e, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
     if (!s) s = feed_all(e, feeds, n);
-    if (!s) s = weft_exec_run(e);
+    if (!s && t->ready && !h->ready_on && !(s = weft_exec_set_on_ready(e, grad_ready, t)))
+        h->ready_on = 1;
+    if (!s) {
+        t->gs.step = t->steps;
+        t->ready_head = h;
+        t->ready_err = WEFT_OK;
+        s = weft_exec_run(e);
+        if (!s) s = t->ready_err;
+    }
     weft_train_result tmp;
     if (!r) r = &tmp;
     if (!s) s = read_results(h, e, r);
-    for (int i = 0; i < t->np && !s; i++)
+    /* with a readiness hook grad_ready has read them already */
+    for (int i = 0; i < t->np && !s && !h->ready_on; i++)
         s = weft_exec_read(e, h->grads[i], t->gbuf[i], node_bytes(g, t->params[i]));
     if (s) return s;
 
@@ -310,7 +329,6 @@ weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *
             return numeric_error(t, h, feeds, n, what);
         }
     if (t->hook) {
-        t->gs.step = t->steps;
         if ((s = t->hook(t->hook_ctx, &t->gs))) return s;
     }
     double norm = 0;
@@ -376,24 +394,57 @@ double weft_trainer_lr(const weft_trainer *t) { return weft_optim_lr(t->optim); 
 weft_rng *weft_trainer_rng(weft_trainer *t) { return &t->rng; }
 weft_optim *weft_trainer_optim(weft_trainer *t) { return t->optim; }
 
-weft_status weft_trainer_set_grad_hook(weft_trainer *t, weft_grad_hook fn, void *ctx) {
-    if (fn && !t->gs.params) {
-        const void **p = calloc((size_t)t->np + 1, sizeof *p);
-        weft_dtype *d = calloc((size_t)t->np + 1, sizeof *d);
-        size_t *b = calloc((size_t)t->np + 1, sizeof *b);
-        if (!p || !d || !b) {
-            free(p), free(d), free(b);
-            return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
-        }
-        for (int i = 0; i < t->np; i++) {
-            p[i] = weft_param_data(t->g, t->params[i]);
-            d[i] = weft_node_dtype(t->g, t->params[i]);
-            b[i] = node_bytes(t->g, t->params[i]);
-        }
-        t->gs = (weft_grad_set){t->np, t->gbuf, p, d, b, 0};
+/* The arrays of t->gs, built once, when a hook is first set. */
+static weft_status make_grad_set(weft_trainer *t) {
+    if (t->gs.params) return WEFT_OK;
+    const void **p = calloc((size_t)t->np + 1, sizeof *p);
+    weft_dtype *d = calloc((size_t)t->np + 1, sizeof *d);
+    size_t *b = calloc((size_t)t->np + 1, sizeof *b);
+    if (!p || !d || !b) {
+        free(p), free(d), free(b);
+        return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
     }
+    for (int i = 0; i < t->np; i++) {
+        p[i] = weft_param_data(t->g, t->params[i]);
+        d[i] = weft_node_dtype(t->g, t->params[i]);
+        b[i] = node_bytes(t->g, t->params[i]);
+    }
+    t->gs = (weft_grad_set){t->np, t->gbuf, p, d, b, 0};
+    return WEFT_OK;
+}
+
+weft_status weft_trainer_set_grad_hook(weft_trainer *t, weft_grad_hook fn, void *ctx) {
+    weft_status s = fn ? make_grad_set(t) : WEFT_OK;
+    if (s) return s;
     t->hook = fn;
     t->hook_ctx = ctx;
+    return WEFT_OK;
+}
+
+/* The training executor's on_ready callback: output n was computed; if it
+ * is a gradient (of one or more parameters: folding can merge equal ones),
+ * copy it out and pass it on. */
+static void grad_ready(void *ctx, weft_node n) {
+    weft_trainer *t = ctx;
+    head *h = t->ready_head;
+    for (int i = 0; i < t->np && !t->ready_err; i++) {
+        if (h->grads[i] != n) continue;
+        t->ready_err = weft_exec_read(h->train, n, t->gbuf[i], node_bytes(t->g, t->params[i]));
+        if (!t->ready_err) t->ready_err = t->ready(t->ready_ctx, &t->gs, i);
+    }
+}
+
+weft_status weft_trainer_set_grad_ready_hook(weft_trainer *t, weft_grad_ready_hook fn, void *ctx) {
+    weft_status s = fn ? make_grad_set(t) : WEFT_OK;
+    if (s) return s;
+    if (!fn)
+        for (int h = 0; h < t->nheads; h++)
+            if (t->heads[h].ready_on) {
+                weft_exec_set_on_ready(t->heads[h].train, NULL, NULL);
+                t->heads[h].ready_on = 0;
+            }
+    t->ready = fn;
+    t->ready_ctx = ctx;
     return WEFT_OK;
 }
 

@@ -104,6 +104,74 @@ Test(grad_hook, an_error_fails_the_step_and_leaves_the_parameters) {
     tm_free(&m);
 }
 
+/* The readiness hook: during the run, once per parameter per step, with
+ * the gradient already in gs->grads[i] and final (the grad hook after the
+ * run sees the same bytes), and the steps' parameters the same, bit for
+ * bit, as without it. */
+typedef struct ready_probe {
+    int64_t step;
+    int calls, hook_calls;
+    int seen[64];
+    double sum[64];     /* of gs->grads[i] when reported */
+} ready_probe;
+
+static double sum_of(const weft_grad_set *gs, int i) {
+    const float *g = gs->grads[i];
+    double s = 0;
+    for (size_t k = 0; k < gs->bytes[i] / sizeof *g; k++) s += g[k] * (double)(k + 1);
+    return s;
+}
+
+static weft_status ready_probe_ready(void *ctx, const weft_grad_set *gs, int i) {
+    ready_probe *p = ctx;
+    cr_assert(i >= 0 && i < gs->n && gs->n <= 64);
+    if (p->calls == 0 || gs->step != p->step) memset(p->seen, 0, sizeof p->seen);
+    p->step = gs->step;
+    p->calls++;
+    p->seen[i]++;
+    p->sum[i] = sum_of(gs, i);
+    return WEFT_OK;
+}
+
+static weft_status ready_probe_hook(void *ctx, const weft_grad_set *gs) {
+    ready_probe *p = ctx;
+    p->hook_calls++;
+    cr_assert_eq(p->step, gs->step);
+    for (int i = 0; i < gs->n; i++) {
+        cr_assert_eq(p->seen[i], 1, "step %d: gradient %d reported %d times", (int)gs->step, i,
+                     p->seen[i]);
+        cr_assert_eq(p->sum[i], sum_of(gs, i), "gradient %d changed after it was reported", i);
+    }
+    return WEFT_OK;
+}
+
+Test(grad_hook, readiness_reports_every_gradient_once_during_the_run) {
+    tm_model a, b;
+    cr_assert_eq(tm_build(&a, &cfg), WEFT_OK, "%s", weft_last_error());
+    cr_assert_eq(tm_build(&b, &cfg), WEFT_OK, "%s", weft_last_error());
+    ready_probe p = {0};
+    cr_assert_eq(weft_trainer_set_grad_hook(a.trainer, ready_probe_hook, &p), WEFT_OK);
+    cr_assert_eq(weft_trainer_set_grad_ready_hook(a.trainer, ready_probe_ready, &p), WEFT_OK);
+    int np = 0;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(tm_step(&a, NULL), WEFT_OK, "%s", weft_last_error());
+        cr_assert_eq(tm_step(&b, NULL), WEFT_OK, "%s", weft_last_error());
+        if (!i) np = p.calls;
+    }
+    cr_assert_gt(np, 1);
+    cr_assert_eq(p.calls, 3 * np);
+    cr_assert_eq(p.hook_calls, 3);
+    float *pa = params_of(&a), *pb = params_of(&b);
+    cr_assert_eq(memcmp(pa, pb, sizeof *pa * tm_param_count(&a)), 0);
+    free(pa), free(pb);
+    /* removed: no more calls */
+    cr_assert_eq(weft_trainer_set_grad_ready_hook(a.trainer, NULL, NULL), WEFT_OK);
+    cr_assert_eq(weft_trainer_set_grad_hook(a.trainer, NULL, NULL), WEFT_OK);
+    cr_assert_eq(tm_step(&a, NULL), WEFT_OK, "%s", weft_last_error());
+    cr_assert_eq(p.calls, 3 * np);
+    tm_free(&a), tm_free(&b);
+}
+
 /* Not started by mpirun: one rank, and the averager is the identity (the
  * same parameters, bit for bit, as no hook at all, with Adam) */
 Test(dist, one_rank_changes_nothing) {
@@ -124,6 +192,7 @@ Test(dist, one_rank_changes_nothing) {
     cr_assert_eq(weft_dist_avg_new(64, 1, &avg), WEFT_OK);
     weft_dist_avg_set_weight(avg, 3); /* one rank: w g / w = g, not even computed */
     cr_assert_eq(weft_trainer_set_grad_hook(a.trainer, weft_dist_avg_hook, avg), WEFT_OK);
+    cr_assert_eq(weft_trainer_set_grad_ready_hook(a.trainer, weft_dist_avg_ready, avg), WEFT_OK);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(tm_step(&a, NULL), WEFT_OK);
         cr_assert_eq(tm_step(&b, NULL), WEFT_OK);

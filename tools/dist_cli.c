@@ -93,7 +93,14 @@ int dist_begin(train_opts *o) {
         weft_dist_finalize();
         return 2;
     }
-    if (weft_dist_avg_new(0, 0, &D.avg)) return dist_end(train_fail("MPI"));
+    /* WEFT_DIST_BUCKET_KIB: the gradient bucket size (default 4 MiB); smaller
+     * buckets start during the backward pass sooner.  Must agree: ranks
+     * cutting buckets differently would sum unrelated numbers. */
+    const char *bk = getenv("WEFT_DIST_BUCKET_KIB");
+    uint64_t bucket = bk && *bk ? (uint64_t)strtoull(bk, NULL, 10) << 10 : 0;
+    if (weft_dist_check_same(&bucket, sizeof bucket, "WEFT_DIST_BUCKET_KIB") ||
+        weft_dist_avg_new((size_t)bucket, 0, &D.avg))
+        return dist_end(train_fail("MPI"));
     D.active = 1;
     D.quiet = o->quiet;
     /* WEFT_DIST_PROFILE=1: the report separates waiting for the slowest
@@ -122,10 +129,12 @@ int dist_end(int rc) {
     } else {
         weft_dist_stats st;
         weft_dist_avg_stats(D.avg, &st);
-        /* means over the ranks: [step, averaging, waiting, slowest rank, steps] */
-        double v[5] = {D.step_seconds, st.seconds, st.wait_seconds, st.sync_seconds,
-                       (double)D.steps};
-        if (weft_dist_sum(v, 5)) {
+        /* means over the ranks: [step, averaging, waiting, slowest rank, steps,
+         * bytes, of which started during the backward pass, seconds reductions
+         * were in flight during it] */
+        double v[8] = {D.step_seconds, st.seconds, st.wait_seconds, st.sync_seconds,
+                       (double)D.steps, st.bytes, st.early_bytes, st.overlap_seconds};
+        if (weft_dist_sum(v, 8)) {
             weft_dist_abort(1, weft_last_error());
         } else if (D.rank == 0 && v[4] > 0 && !D.quiet) {
             double ms[4];
@@ -135,8 +144,10 @@ int dist_end(int rc) {
                     D.size, (long long)D.steps, ms[0], ms[1], ms[0] > 0 ? 100 * ms[1] / ms[0] : 0,
                     ms[2]);
             if (ms[3] > 0) fprintf(stderr, ", %.3f ms for the slowest rank", ms[3]);
-            fprintf(stderr, "); %lld buckets, %.0f KiB per step\n", (long long)st.buckets,
-                    st.calls ? st.bytes / 1024 / (double)st.calls : 0);
+            fprintf(stderr, "); %lld buckets, %.0f KiB per step, %.0f%% of it sent during "
+                    "the backward pass (reductions in flight %.3f ms of it)\n",
+                    (long long)st.buckets, st.calls ? st.bytes / 1024 / (double)st.calls : 0,
+                    v[5] > 0 ? 100 * v[6] / v[5] : 0, 1e3 * v[7] / v[4]);
         }
     }
     weft_dist_avg_free(D.avg);
@@ -166,7 +177,9 @@ static weft_status shard_run(weft_trainer *t, int head, const weft_feed *f, int 
                           "%d rows for %d ranks (at least one row each)", n, MAX_FEEDS, B, D.size);
     weft_status s;
     if (train && D.hooked != t) {
-        if ((s = weft_trainer_set_grad_hook(t, weft_dist_avg_hook, D.avg))) return s;
+        if ((s = weft_trainer_set_grad_hook(t, weft_dist_avg_hook, D.avg)) ||
+            (s = weft_trainer_set_grad_ready_hook(t, weft_dist_avg_ready, D.avg)))
+            return s;
         D.hooked = t;
     }
     int64_t lo = (int64_t)D.rank * B / D.size, rows = dist_local_rows(B);

@@ -6,7 +6,7 @@ python3-torch).  The last line printed is one JSON object like weft's --json.
 
   tools/torch_twin.py binary-addition
   tools/torch_twin.py charlm [--epochs 5 --steps-per-epoch 300 ...]
-  tools/torch_twin.py topic [--cell lstm --bidirectional --layers 2 --no-mask ...]
+  tools/torch_twin.py topic [--cell lstm --bidirectional --layers 2 --no-mask --buckets 4 ...]
 
 Random draws (initial weights, batches) come from torch's generator, not
 weft's, so single runs agree within seed-to-seed noise, not bit for bit.
@@ -48,7 +48,9 @@ def make_optim(name, params, lr):
 
 
 def rnn_class(cell):
-    return {"rnn_tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    # simple_rnn is Keras's SimpleRNN (one bias vector); nn.RNN has two, which
+    # compute the same functions (16 more parameters for H = 16)
+    return {"rnn_tanh": nn.RNN, "simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
 
 
 def last_state(h_n, layers, dirs):
@@ -214,12 +216,29 @@ def topic(a):
         h = h[0] if isinstance(h, tuple) else h
         return out(last_state(h, L, D))
 
+    # --buckets K: as weft's, K buckets whose lengths are the largest length
+    # of each equal-count slice of the sorted training lengths (the last one
+    # max_len); each batch holds cookies of one bucket, padded to its length
+    lens = [T]
+    if a.buckets > 1:
+        srt, lens = sorted(ntr.tolist()), []
+        for b in range(1, a.buckets + 1):
+            v = T if b == a.buckets else srt[len(srt) * b // a.buckets - 1]
+            if not lens or v > lens[-1]:
+                lens.append(v)
+    bucket = [next(k for k, L_ in enumerate(lens) if L_ >= int(n) or k == len(lens) - 1)
+              for n in ntr]
+    members = [torch.tensor([i for i, k in enumerate(bucket) if k == b], dtype=torch.long)
+               for b in range(len(lens))]
     t0, steps = time.time(), 0
     for _ in range(a.epochs or 5):
-        perm = torch.randperm(len(tr))
-        for i in range(0, len(tr), B):
-            j = perm[i:i + B]
-            l = nn.functional.cross_entropy(logits(xtr[j], ntr[j]), ytr[j])
+        batches = []
+        for b, mem in enumerate(members):
+            p_ = mem[torch.randperm(len(mem))]
+            batches += [(lens[b], p_[i:i + B]) for i in range(0, len(p_), B)]
+        for o in torch.randperm(len(batches)).tolist():
+            Tb, j = batches[o]
+            l = nn.functional.cross_entropy(logits(xtr[j, :Tb], ntr[j]), ytr[j])
             opt.zero_grad()
             l.backward()
             opt.step()
@@ -237,7 +256,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("task", choices=["binary-addition", "charlm", "topic"])
     for name in ["hidden-size", "layers", "epochs", "steps-per-epoch", "batch", "seqlen",
-                 "eval-windows", "max-tokens", "max-len", "embed", "limit"]:
+                 "eval-windows", "max-tokens", "max-len", "embed", "limit", "buckets"]:
         p.add_argument("--" + name, type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=0)

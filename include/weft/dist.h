@@ -3,9 +3,11 @@
  * Every rank holds a full replica of the model and runs the same trainer on
  * its shard of each global batch; after the backward pass the parameter
  * gradients are averaged across ranks (MPI_Iallreduce on buckets of a flat
- * buffer), so every rank applies the same optimizer step and the replicas
- * stay identical.  Install the averager on a trainer with
- * weft_trainer_set_grad_hook(t, weft_dist_avg_hook, avg).
+ * buffer, each started as soon as the backward pass has filled it), so
+ * every rank applies the same optimizer step and the replicas stay
+ * identical.  Install the averager on a trainer with
+ * weft_trainer_set_grad_hook(t, weft_dist_avg_hook, avg) and
+ * weft_trainer_set_grad_ready_hook(t, weft_dist_avg_ready, avg).
  *
  * MPI is optional at build time: without it (weft_dist_compiled() == 0)
  * these functions exist, act as a single rank (rank 0 of 1), and the
@@ -80,6 +82,11 @@ typedef struct weft_dist_stats {
     double wait_seconds;      /* of which waiting for the reductions to complete */
     double sync_seconds;      /* of which waiting for the slowest rank to arrive
                                * (measured only with weft_dist_avg_set_profile) */
+    double early_bytes;       /* of bytes, those whose reduction started during the
+                               * backward pass (weft_dist_avg_ready) */
+    double overlap_seconds;   /* time from each step's first bucket starting to the
+                               * end of the backward pass: reductions in flight
+                               * while the gradients were still being computed */
 } weft_dist_stats;
 
 /* bucket_bytes: the gradients are copied into flat buffers (one per dtype)
@@ -99,6 +106,17 @@ void weft_dist_avg_set_weight(weft_dist_avg *a, double w);
 /* The trainer hook (weft_trainer_set_grad_hook with ctx = the averager):
  * replaces every gradient by its weighted average over the ranks. */
 weft_status weft_dist_avg_hook(void *avg, const weft_grad_set *gs);
+/* The trainer's readiness hook (weft_trainer_set_grad_ready_hook, same
+ * ctx), set together with the one above: packs each gradient into its
+ * bucket as soon as the backward pass has computed it and starts a
+ * bucket's MPI_Iallreduce once it is full, so that communication overlaps
+ * the rest of the backward pass; weft_dist_avg_hook then starts the last
+ * buckets, waits and unpacks.  The ranks must compute the gradients in the
+ * same order (the same compiled graph: the executor fixes its order while
+ * a readiness callback is set).  Without it the hook packs and starts
+ * every bucket after the backward pass.  Results are the same either way.
+ * After a step failed between the two, the averager refuses to go on. */
+weft_status weft_dist_avg_ready(void *avg, const weft_grad_set *gs, int i);
 void weft_dist_avg_stats(const weft_dist_avg *a, weft_dist_stats *s);
 /* Local.  on = 1: each call first waits until every rank has arrived, so
  * that stats separate the time spent waiting for a slower rank (load

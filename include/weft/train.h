@@ -114,6 +114,18 @@ typedef struct weft_grad_set {
 typedef weft_status (*weft_grad_hook)(void *ctx, const weft_grad_set *gs);
 /* fn = NULL removes the hook. */
 weft_status weft_trainer_set_grad_hook(weft_trainer *t, weft_grad_hook fn, void *ctx);
+/* A readiness hook: called during the training run as soon as gradient i
+ * has been computed and copied into gs->grads[i] (before the whole step's
+ * gradients are checked finite), once per parameter per step, in the order
+ * the executor computes them, which is the same on every step and on every
+ * process running the same graph (weft_exec_set_on_ready); gs->step is
+ * set.  The grad hook is still called after the run.  Used to start
+ * communicating the first gradients while the rest of the backward pass
+ * runs (weft_dist_avg_ready).  An error fails the step (the grad hook is
+ * then not called).  fn = NULL removes it. */
+typedef weft_status (*weft_grad_ready_hook)(void *ctx, const weft_grad_set *gs, int i);
+weft_status weft_trainer_set_grad_ready_hook(weft_trainer *t, weft_grad_ready_hook fn,
+                                             void *ctx);
 
 /* Extra checkpoint metadata (copied; setting a key again replaces it): what
  * a tool needs to rebuild the model from the checkpoint alone, e.g. the

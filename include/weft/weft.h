@@ -267,6 +267,19 @@ weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes);
  * turns it off. */
 #define WEFT_HAVE_EXEC_PROFILE 1
 void weft_exec_set_profile(weft_exec *e, double *ms_per_node);
+/* fn(ctx, n) is called during every weft_exec_run right after output n
+ * (one of the `outputs` it was made for, in the caller's ids: the source
+ * graph's for a compiled executor) has been computed; its value can be
+ * read from inside fn and stays as it is until the run ends.  Once per
+ * distinct output per run, in the order the executor computes them, which
+ * is the same on every run; on the thread that called weft_exec_run: while
+ * fn is set, inter-op workers are not used, so that the order is fixed
+ * (what a data-parallel averager needs to start the same reductions in the
+ * same order on every process).  Used to start work on the first results
+ * while the rest are computed (gradients: include/weft/dist.h).  fn = NULL
+ * removes it. */
+#define WEFT_HAVE_EXEC_ON_READY 1
+weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node n), void *ctx);
 /* The run counter (keys the dropout generator); set it to resume exactly. */
 uint64_t weft_exec_counter(const weft_exec *e);
 void weft_exec_set_counter(weft_exec *e, uint64_t c);
