@@ -219,12 +219,33 @@ static weft_status feed_flag(weft_exec *e, const weft_graph *g, weft_node flag, 
     return weft_exec_feed(e, flag, p, weft_dtype_size(t));
 }
 
-static weft_status feed_all(weft_exec *e, const weft_feed *feeds, int n) {
+/* skip_unused: leave out inputs the executor does not read (the NaN replay
+ * computes only the loss and gradients, not the metrics). */
+static weft_status feed_all(weft_exec *e, const weft_feed *feeds, int n, int skip_unused) {
     for (int i = 0; i < n; i++) {
+        if (skip_unused && !weft_exec_uses(e, feeds[i].node)) continue;
         weft_status s = weft_exec_feed(e, feeds[i].node, feeds[i].data, feeds[i].bytes);
         if (s) return s;
     }
     return WEFT_OK;
+}
+
+/* Everything a run of the model reads besides the batch's own feeds: the
+ * train flag, and the carried states (the previous batch's, or zeros for
+ * evaluation).  One place for the step, evaluation and the NaN replay. */
+static weft_status feed_run(const weft_trainer *t, weft_exec *e, double train, int zero_carry,
+                            const weft_feed *feeds, int n) {
+    /* zero_carry: 1 zeros (evaluation), 0 the carried states (a step),
+     * -1 the carried states and only the inputs e reads (the NaN replay) */
+    weft_status s = feed_flag(e, t->g, t->cfg.train_flag, train);
+    for (int i = 0; i < t->cfg.num_carry && !s; i++) {
+        if (!weft_exec_uses(e, t->carry[i].in)) continue;
+        void *z = zero_carry > 0 ? calloc(1, t->carry[i].bytes + 1) : NULL;
+        if (zero_carry > 0 && !z) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
+        s = weft_exec_feed(e, t->carry[i].in, z ? z : t->carry[i].data, t->carry[i].bytes);
+        free(z);
+    }
+    return s ? s : feed_all(e, feeds, n, zero_carry < 0);
 }
 
 static weft_status read_scalar(weft_exec *e, weft_node n, double *v) {
@@ -268,12 +289,7 @@ static weft_status numeric_error(weft_trainer *t, const head *h, const weft_feed
     }
     if (ref) {
         weft_exec_set_counter(ref, weft_exec_counter(h->train) - 1); /* the run that failed */
-        weft_status s = feed_flag(ref, t->g, t->cfg.train_flag, 1.0);
-        for (int i = 0; i < t->cfg.num_carry && !s; i++)
-            if (weft_exec_uses(ref, t->carry[i].in))
-                s = weft_exec_feed(ref, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
-        for (int i = 0; i < n && !s; i++)
-            if (weft_exec_uses(ref, feeds[i].node)) s = weft_exec_feed(ref, feeds[i].node, feeds[i].data, feeds[i].bytes);
+        weft_status s = feed_run(t, ref, 1.0, -1, feeds, n);
         if (!s) s = weft_exec_run(ref);
         if (!s && weft_exec_check_finite(ref, t->g, NULL)) snprintf(first, sizeof first, "%s", weft_last_error());
         weft_exec_free(ref);
@@ -295,10 +311,7 @@ weft_status weft_trainer_step_head(weft_trainer *t, int index, const weft_feed *
     if (s) return s;
     head *h = &t->heads[index];
     weft_exec *e = h->train;
-    s = feed_flag(e, g, t->cfg.train_flag, 1.0);
-    for (int i = 0; i < t->cfg.num_carry && !s; i++)
-        s = weft_exec_feed(e, t->carry[i].in, t->carry[i].data, t->carry[i].bytes);
-    if (!s) s = feed_all(e, feeds, n);
+    s = feed_run(t, e, 1.0, 0, feeds, n);
     if (!s && t->ready && !h->ready_on && !(s = weft_exec_set_on_ready(e, grad_ready, t)))
         h->ready_on = 1;
     if (!s) {
@@ -364,15 +377,7 @@ weft_status weft_trainer_eval_head(weft_trainer *t, int index, const weft_feed *
                               weft_last_error());
     }
     weft_exec *e = h->eval;
-    s = feed_flag(e, g, t->cfg.train_flag, 0.0);
-    for (int i = 0; i < t->cfg.num_carry && !s; i++) {
-        void *z = calloc(1, t->carry[i].bytes + 1);
-        if (!z) return weft_error(WEFT_ERR_NOMEM, "trainer: out of memory");
-        if (weft_exec_uses(e, t->carry[i].in))
-            s = weft_exec_feed(e, t->carry[i].in, z, t->carry[i].bytes);
-        free(z);
-    }
-    if (!s) s = feed_all(e, feeds, n);
+    s = feed_run(t, e, 0.0, 1, feeds, n);
     if (!s) s = weft_exec_run(e);
     if (!s) s = read_results(h, e, r);
     return s;
