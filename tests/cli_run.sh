@@ -51,7 +51,29 @@ rc=$?
 grep -q "nope.safetensors" "$TMP/err" || fail "message does not name the file: $(cat "$TMP/err")"
 [ -e "$TMP/new.safetensors" ] && fail "partial OUT file written"
 
-# 4. usage errors exit 2
+# 4. a NaN in the inputs: a clear error naming the tensor and element, no OUT
+python3 - "$FX/$CASE.io.safetensors" "$TMP/nan.safetensors" <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+raw = open(src, 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+hdr = json.loads(raw[8:8 + n])
+t = hdr['input']
+width = 4 if t['dtype'] == 'F32' else 8
+at = 8 + n + t['data_offsets'][0] + 3 * width  # element 3 of 'input'
+nan = struct.pack('<f' if width == 4 else '<d', float('nan'))
+open(dst, 'wb').write(raw[:at] + nan + raw[at + width:])
+PY
+$WEFT run $ARGS --weights "$FX/$CASE.weights.safetensors" --inputs "$TMP/nan.safetensors" \
+    --out "$TMP/nanout.safetensors" 2>"$TMP/err"
+rc=$?
+[ $rc -eq 1 ] || fail "NaN input: exit $rc, want 1"
+grep -q "tensor 'input' element 3 is NaN" "$TMP/err" || fail "NaN message: $(cat "$TMP/err")"
+[ -e "$TMP/nanout.safetensors" ] && fail "OUT written despite a NaN input"
+$WEFT run $ARGS --weights "$FX/$CASE.weights.safetensors" --inputs "$TMP/nan.safetensors" \
+    --out "$TMP/nanout.safetensors" --allow-nonfinite 2>/dev/null || fail "--allow-nonfinite should run"
+
+# 5. usage errors exit 2
 $WEFT run --cell lstm --input-size 3 2>/dev/null
 rc=$?
 [ $rc -eq 2 ] || fail "missing options: exit $rc, want 2"

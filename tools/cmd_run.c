@@ -1,6 +1,7 @@
 /* weft run: the parity command.  Runs a recurrent model on tensors from a
  * safetensors file and writes its outputs and gradients, to compare a cell
  * with PyTorch (tests/fixtures/README.md has the tensor names). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@ static void run_usage(FILE *f) {
     fprintf(f,
             "usage: weft run --cell {rnn_tanh|rnn_relu|lstm|gru|gru_reset_before|FILE.cell}\n"
             "                --input-size I --hidden-size H [--num-layers L] [--bidirectional]\n"
-            "                [--no-bias] [--dtype f32|f64]\n"
+            "                [--no-bias] [--dtype f32|f64] [--allow-nonfinite]\n"
             "                --weights W.safetensors --inputs X.safetensors --out OUT.safetensors\n"
             "\n"
             "W: parameters named as PyTorch's state_dict (weight_ih_l0, ..., _reverse).\n"
@@ -33,8 +34,33 @@ static long long positive(const char *opt, const char *v) {
     return x;
 }
 
+/* A NaN or Inf in a weights or inputs file: an error naming the tensor and
+ * element (PyTorch would silently propagate it; --allow-nonfinite does). */
+static weft_status check_finite_file(const weft_st_file *f, const char *path) {
+    for (int i = 0; i < weft_st_count(f); i++) {
+        const weft_st_tensor *t = weft_st_at(f, i);
+        if (t->dtype != WEFT_ST_F32 && t->dtype != WEFT_ST_F64) continue;
+        size_t es = weft_st_dtype_size(t->dtype);
+        for (size_t k = 0; k < t->nbytes / es; k++) {
+            double v;
+            if (t->dtype == WEFT_ST_F32) {
+                float fv;
+                memcpy(&fv, (const char *)t->data + k * es, sizeof fv);
+                v = fv;
+            } else {
+                memcpy(&v, (const char *)t->data + k * es, sizeof v);
+            }
+            if (!isfinite(v))
+                return weft_error(WEFT_ERR_NUMERIC, "%s: tensor '%s' element %zu is %s (pass --allow-nonfinite to run anyway)",
+                                  path, t->name, k, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        }
+    }
+    return WEFT_OK;
+}
+
 int weft_cmd_run(int argc, char **argv) {
     const char *cell_name = NULL, *wpath = NULL, *xpath = NULL, *opath = NULL;
+    int allow_nonfinite = 0;
     weft_rnn_config cfg = weft_rnn_config_default(0, 0);
     cfg.input_size = cfg.hidden_size = -1;
     for (int i = 1; i < argc; i++) {
@@ -49,6 +75,10 @@ int weft_cmd_run(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-bias")) {
             cfg.bias = 0;
+            continue;
+        }
+        if (!strcmp(a, "--allow-nonfinite")) {
+            allow_nonfinite = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -98,6 +128,8 @@ int weft_cmd_run(int argc, char **argv) {
     weft_status s = cell ? WEFT_OK : WEFT_ERR_NOT_FOUND;
     if (!s) s = weft_st_read(wpath, &w);
     if (!s) s = weft_st_read(xpath, &x);
+    if (!s && !allow_nonfinite) s = check_finite_file(w, wpath);
+    if (!s && !allow_nonfinite) s = check_finite_file(x, xpath);
     if (!s && !(out = weft_st_writer_new())) s = weft_error(WEFT_ERR_NOMEM, "out of memory");
     if (!s) s = weft_rnn_run_files(cell, &cfg, w, wpath, x, xpath, out);
     if (!s) s = weft_st_writer_meta(out, "producer", "weft " WEFT_VERSION_STRING);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs weft's build and test dependencies from Debian 12's archive.
+# (python3 only runs small helpers inside the shell tests.)
 #   --checks   also the tools of CI's extra stages (.ci/run): clang and its
 #              libFuzzer runtime for the fuzz targets, valgrind for memcheck.
 set -euo pipefail
@@ -17,4 +18,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config \
   libblis-dev libomp-dev libcriterion-dev libgraphviz-dev graphviz libcjson-dev libcairo2-dev \
-  fortunes fortunes-min libopenmpi-dev openmpi-bin "${EXTRA[@]}" >/dev/null
+  fortunes fortunes-min libopenmpi-dev openmpi-bin python3 "${EXTRA[@]}" >/dev/null
