@@ -123,7 +123,19 @@ int weft_cmd_bench(int argc, char **argv) {
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
     qsort(cpu, (size_t)iters, sizeof *cpu, cmp_double);
     double med = ms[iters / 2], med_cpu = cpu[iters / 2];
+    /* G from the cell's input weights ([G*H, I] in total), so a cell
+     * written gate by gate counts all its gates.  When I == H the recurrent
+     * weights have the same shape: they count as many rows again. */
     int G = cell->gates > 0 ? cell->gates : 1;
+    {
+        weft_cell_param spec[WEFT_CELL_MAX_PARAMS];
+        int np_cell = cell->ops->params(cell, I, H, spec);
+        int64_t rows = 0;
+        for (int k = 0; k < np_cell; k++)
+            if (spec[k].shape.ndim == 2 && spec[k].shape.dim[1] == I) rows += spec[k].shape.dim[0];
+        int64_t per_gate = I == H ? 2 * H : H;
+        if (rows > 0 && rows % per_gate == 0) G = (int)(rows / per_gate);
+    }
     double flops = 0;
     for (int l = 0; l < L; l++) {
         int64_t in_l = l == 0 ? I : (bi ? 2 : 1) * H;
