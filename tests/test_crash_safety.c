@@ -156,7 +156,13 @@ Test(crash_safety, killed_while_saving_the_last_checkpoint_resumes, .timeout = 3
             resumed++;
         }
         tm_free(&m);
-        if (k == STEPS) break;
+        if (k == STEPS) {
+            if (during_save >= 3) break;
+            /* A loaded machine can train to the end before enough kills
+             * landed in a save: start over from no checkpoint. */
+            remove(path);
+            last_step = -1;
+        }
     }
     fprintf(stderr, "crash safety: %d kills, %d during a save, %d resumes checked, last step %d\n",
             kills, during_save, resumed, last_step);
