@@ -6,6 +6,7 @@
 # built yet are skipped with a note.
 #   .ci/memcheck.sh            BUILD=dir (default build, as tools/test.sh)
 set -euo pipefail
+. "$(dirname "$0")/../tests/support/corpora.sh"
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SRC=$PWD
@@ -71,14 +72,7 @@ if has train; then
   check 0 train-binary-addition train --task binary-addition --max-steps 30 --checkpoint ba.ck \
     --quiet
   check 0 train-resume train --task binary-addition --max-steps 40 --resume ba.ck --quiet
-  python3 - "$tmp/text.txt" <<'PY'
-import random, sys
-random.seed(3)
-words = "the cat sat on a mat and the dog ran to the big red house".split()
-with open(sys.argv[1], "w") as f:
-    for _ in range(200):
-        f.write(" ".join(random.choice(words) for _ in range(8)) + ".\n")
-PY
+  tiny_text "$tmp/text.txt" 200
   check 0 train-charlm train --task charlm --data text.txt --hidden-size 16 --batch 8 \
     --steps-per-epoch 5 --epochs 1 --eval-windows 16 --checkpoint lm.ck --quiet
   head -c 300 "$tmp/lm.ck" > "$tmp/bad.ck"

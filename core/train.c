@@ -509,11 +509,12 @@ static weft_status meta_f64(weft_st_writer *w, const char *key, double v) {
     return weft_st_writer_meta(w, key, buf);
 }
 
-weft_status weft_trainer_save(weft_trainer *t, const char *path) {
-    weft_st_writer *w = weft_st_writer_new();
-    if (!w) return weft_error(WEFT_ERR_NOMEM, "checkpoint: out of memory");
-    weft_status s = weft_params_save(t->g, w);
+/* Every optimizer state slot under its checkpoint name "optim.<param>.<slot>",
+ * for saving and loading alike. */
+typedef weft_status (*slot_fn)(void *ctx, const char *name, double *data, int64_t n);
+static weft_status each_optim_slot(const weft_trainer *t, slot_fn fn, void *ctx) {
     char name[3 * WEFT_NAME_MAX];
+    weft_status s = WEFT_OK;
     for (int i = 0; i < weft_optim_count(t->optim) && !s; i++)
         for (int k = 0; k < weft_optim_slots(t->optim) && !s; k++) {
             const char *slot;
@@ -521,8 +522,28 @@ weft_status weft_trainer_save(weft_trainer *t, const char *path) {
             int64_t n;
             weft_optim_slot(t->optim, i, k, &slot, &data, &n);
             snprintf(name, sizeof name, "optim.%s.%s", weft_optim_param_name(t->optim, i), slot);
-            s = weft_st_writer_add(w, name, WEFT_ST_F64, 1, &n, data, (size_t)n * sizeof(double));
+            s = fn(ctx, name, data, n);
         }
+    return s;
+}
+
+static weft_status save_slot(void *w, const char *name, double *data, int64_t n) {
+    return weft_st_writer_add(w, name, WEFT_ST_F64, 1, &n, data, (size_t)n * sizeof(double));
+}
+
+struct load_ctx {
+    const weft_st_file *f;
+};
+static weft_status load_slot(void *ctx, const char *name, double *data, int64_t n) {
+    return weft_st_get(((struct load_ctx *)ctx)->f, name, WEFT_F64, WEFT_SHAPE(n), data);
+}
+
+weft_status weft_trainer_save(weft_trainer *t, const char *path) {
+    weft_st_writer *w = weft_st_writer_new();
+    if (!w) return weft_error(WEFT_ERR_NOMEM, "checkpoint: out of memory");
+    weft_status s = weft_params_save(t->g, w);
+    char name[3 * WEFT_NAME_MAX];
+    if (!s) s = each_optim_slot(t, save_slot, w);
     for (int i = 0; i < t->cfg.num_carry && !s; i++) {
         weft_shape sh = weft_node_shape(t->g, t->carry[i].in);
         snprintf(name, sizeof name, "carry.%d", i);
@@ -601,15 +622,8 @@ weft_status weft_trainer_load(weft_trainer *t, const char *path) {
     /* on an error below the trainer is partly restored: load it again or
      * discard it */
     char name[3 * WEFT_NAME_MAX];
-    for (int i = 0; i < weft_optim_count(t->optim) && !s; i++)
-        for (int k = 0; k < weft_optim_slots(t->optim) && !s; k++) {
-            const char *slot;
-            double *data;
-            int64_t n;
-            weft_optim_slot(t->optim, i, k, &slot, &data, &n);
-            snprintf(name, sizeof name, "optim.%s.%s", weft_optim_param_name(t->optim, i), slot);
-            s = weft_st_get(f, name, WEFT_F64, WEFT_SHAPE(n), data);
-        }
+    struct load_ctx lc = {f};
+    if (!s) s = each_optim_slot(t, load_slot, &lc);
     for (int i = 0; i < t->cfg.num_carry && !s; i++) {
         snprintf(name, sizeof name, "carry.%d", i);
         s = weft_st_get(f, name, weft_node_dtype(t->g, t->carry[i].in),

@@ -8,6 +8,7 @@
 # error within a deadline.  Skips (exit 0) without mpirun or without MPI in
 # weft.
 set -euo pipefail
+. "${2:?source dir}/tests/support/corpora.sh"
 weft=$1
 if ! command -v mpirun > /dev/null; then
     echo "SKIP: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
@@ -63,14 +64,7 @@ differ() {
     python3 -c "import sys; sys.exit(0 if $d > 100 * $TOL else 1)" || fail "$3: only $d apart"
 }
 
-python3 - "$tmp/text.txt" <<'EOF'
-import random, sys
-random.seed(3)
-words = "the cat sat on a mat and the dog ran to the big red house".split()
-with open(sys.argv[1], "w") as f:
-    for _ in range(400):
-        f.write(" ".join(random.choice(words) for _ in range(8)) + ".\n")
-EOF
+tiny_text "$tmp/text.txt"
 lm=(train --task charlm --data "$tmp/text.txt" --hidden-size 32 --steps-per-epoch 6
     --epochs 2 --eval-windows 64 --lr 0.01 --seed 3)
 

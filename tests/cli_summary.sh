@@ -6,6 +6,7 @@
 # the rate as StepLR does; --plot writes a real PNG / SVG (or, in a build
 # without cairo, fails saying so).
 set -euo pipefail
+. "${2:?source dir}/tests/support/corpora.sh"
 weft=$1
 export WEFT_CELL_DIR=$2/cells
 tmp=$(mktemp -d)
@@ -38,22 +39,7 @@ rc=0; "$weft" summary 2> "$tmp/err.txt" || rc=$?
 [ "$rc" = 2 ] && grep -q "task is required" "$tmp/err.txt" || fail "summary without --task: rc $rc"
 
 # ---- a tiny topic corpus
-mkdir "$tmp/fortunes"
-python3 - "$tmp/fortunes" <<'PY'
-import random, sys
-random.seed(5)
-topics = {"computers": "computer program bug code disk unix byte",
-          "politics": "vote senate law president party power",
-          "science": "atom energy physics theory experiment",
-          "songs-poems": "love heart sing song night moon"}
-common = "the a of and is to in it".split()
-for name, w in topics.items():
-    w = w.split()
-    with open(f"{sys.argv[1]}/{name}", "w") as f:
-        cookies = [" ".join(random.choice(w + common) for _ in range(random.randint(2, 12)))
-                   for _ in range(40)]
-        f.write("\n%\n".join(cookies) + "\n%\n")
-PY
+tiny_fortunes "$tmp/fortunes"
 tiny=(--data "$tmp/fortunes" --max-len 12 --embed 8 --hidden-size 8 --batch 8 --max-tokens 60)
 # the summary's total is the trained model's parameter count
 "$weft" summary --task topic "${tiny[@]}" > "$tmp/s5.txt"

@@ -5,6 +5,7 @@
 # --json's last line parses; a resumed run equals an uninterrupted one;
 # generate samples from a checkpoint; bad input fails with a clear message.
 set -euo pipefail
+. "${2:?source dir}/tests/support/corpora.sh"
 weft=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,14 +31,7 @@ grep -qE "^[0-9]+ \+ [0-9]+ = [0-9]+$" "$tmp/ba.txt" || fail "no a + b = c line"
 [ "$(json "$tmp/ba.txt" params)" = 304 ] || fail "binary addition: $(json "$tmp/ba.txt" params) parameters, not 304"
 
 # ---- charlm on a small text: held-out bpc falls, checkpoint, generate
-python3 - "$tmp/text.txt" <<'EOF'
-import random, sys
-random.seed(3)
-words = "the cat sat on a mat and the dog ran to the big red house".split()
-with open(sys.argv[1], "w") as f:
-    for _ in range(400):
-        f.write(" ".join(random.choice(words) for _ in range(8)) + ".\n")
-EOF
+tiny_text "$tmp/text.txt"
 small=(--data "$tmp/text.txt" --hidden-size 32 --batch 16 --steps-per-epoch 15
        --eval-windows 64 --lr 0.01 --seed 3)
 "$weft" train --task charlm "${small[@]}" --epochs 3 --csv "$tmp/lm.csv" \
@@ -67,22 +61,7 @@ EOF
     fail "charlm: resumed bpc $(json "$tmp/lm3.txt" bpc) != uninterrupted $(json "$tmp/lm.txt" bpc)"
 
 # ---- topic on a tiny fortunes directory: masking, no masking, buckets, 2-layer bi-LSTM
-mkdir "$tmp/fortunes"
-python3 - "$tmp/fortunes" <<'EOF'
-import random, sys
-random.seed(5)
-topics = {"computers": "computer program bug code disk unix byte",
-          "politics": "vote senate law president party power",
-          "science": "atom energy physics theory experiment",
-          "songs-poems": "love heart sing song night moon"}
-common = "the a of and is to in it".split()
-for name, w in topics.items():
-    w = w.split()
-    with open(f"{sys.argv[1]}/{name}", "w") as f:
-        cookies = [" ".join(random.choice(w + common) for _ in range(random.randint(2, 12)))
-                   for _ in range(40)]
-        f.write("\n%\n".join(cookies) + "\n%\n")
-EOF
+tiny_fortunes "$tmp/fortunes"
 tiny=(--data "$tmp/fortunes" --max-len 12 --embed 8 --hidden-size 8 --batch 8 --max-tokens 60)
 "$weft" train --task topic "${tiny[@]}" --epochs 1 --json > "$tmp/t1.txt"
 grep -q "128 training and 32 test cookies" "$tmp/t1.txt" || fail "topic split: $(head -1 "$tmp/t1.txt")"

@@ -90,11 +90,7 @@ static int build(model *m, const train_opts *o, int B, weft_rng *rng) {
     weft_node cy = weft_const(g, "all_y", WEFT_F32, WEFT_SHAPE(BITS, PAIRS, 1), ya);
     m->all_p = predict(m, cx);
     m->all_loss = half_sse(g, m->all_p, cy, PAIRS);
-    if (weft_graph_status(g)) {
-        weft_error(weft_graph_status(g), "%s", weft_graph_error(g));
-        return train_fail("model");
-    }
-    return 0;
+    return train_model_built(g);
 }
 
 static void drop(model *m) {
@@ -149,16 +145,7 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
     static float all_p[BITS * PAIRS];
     if (!rc && (!x || !y || !a || !b)) rc = train_fail("out of memory");
     if (!rc) {
-        weft_train_config tc;
-        memset(&tc, 0, sizeof tc);
-        tc.loss = m.loss;
-        tc.metrics = &m.bit_acc;
-        tc.num_metrics = 1;
-        tc.train_flag = WEFT_NONE;
-        tc.optim = train_optim(o, WEFT_OPTIM_SGD, 0.1);
-        tc.sched = train_sched(o, tc.optim.lr, epochs);
-        tc.clip_norm = o->clip > 0 ? o->clip : 0;
-        tc.seed = o->seed ^ 0x5eedull;
+        weft_train_config tc = train_config(o, m.loss, &m.bit_acc, WEFT_OPTIM_SGD, 0.1, 0, epochs, 0x5eedull);
         weft_node outs[2] = {m.all_p, m.all_loss};
         if (weft_trainer_new(m.g, &tc, &t)) rc = train_fail("trainer");
         else if (!(score = weft_exec_new(m.g, outs, 2))) rc = train_fail("scoring");

@@ -178,16 +178,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
         return 0;
     }
     if (!rc) {
-        weft_train_config tc;
-        memset(&tc, 0, sizeof tc);
-        tc.loss = m.loss;
-        tc.metrics = &m.bpc;
-        tc.num_metrics = 1;
-        tc.train_flag = WEFT_NONE;
-        tc.optim = train_optim(o, WEFT_OPTIM_RMSPROP, 0.002);
-        tc.sched = train_sched(o, tc.optim.lr, epochs);
-        tc.clip_norm = o->clip >= 0 ? o->clip : 5.0;
-        tc.seed = o->seed ^ 0xc4a7ull;
+        weft_train_config tc = train_config(o, m.loss, &m.bpc, WEFT_OPTIM_RMSPROP, 0.002, 5.0, epochs, 0xc4a7ull);
         if (weft_trainer_new(m.g, &tc, &t)) rc = train_fail("trainer");
         else if (set_meta(t, &sp, &c)) rc = train_fail("checkpoint metadata");
         else if (o->resume && weft_trainer_load(t, o->resume)) rc = train_fail("resume");

@@ -99,11 +99,7 @@ static int build(model *m, const train_opts *o, int V, const int *lens, int nlen
         m->heads[k].T = lens[k];
         add_head(m, &m->heads[k], B, o->masking);
     }
-    if (weft_graph_status(g)) {
-        weft_error(weft_graph_status(g), "%s", weft_graph_error(g));
-        return train_fail("model");
-    }
-    return 0;
+    return train_model_built(g);
 }
 
 static void drop(model *m) {
@@ -279,16 +275,7 @@ int task_topic(const train_opts *o, train_summary *sum) {
         return 0;
     }
     if (!rc) {
-        weft_train_config tc;
-        memset(&tc, 0, sizeof tc);
-        tc.loss = m.heads[0].loss;
-        tc.metrics = &m.heads[0].acc;
-        tc.num_metrics = 1;
-        tc.train_flag = WEFT_NONE;
-        tc.optim = train_optim(o, WEFT_OPTIM_ADAM, 0.001);
-        tc.sched = train_sched(o, tc.optim.lr, epochs);
-        tc.clip_norm = o->clip >= 0 ? o->clip : 0;
-        tc.seed = o->seed ^ 0x7091cull;
+        weft_train_config tc = train_config(o, m.heads[0].loss, &m.heads[0].acc, WEFT_OPTIM_ADAM, 0.001, 0, epochs, 0x7091cull);
         if (weft_trainer_new(m.g, &tc, &t)) rc = train_fail("trainer");
         for (int k = 1; k < m.nheads && !rc; k++) {
             int id;

@@ -339,3 +339,25 @@ void train_print_rnn_summary(const char *title, weft_graph *g, const weft_cell *
     snprintf(l[1].shape, sizeof l[1].shape, "%s", out_shape);
     train_print_summary(title, g, l, 2);
 }
+
+weft_train_config train_config(const train_opts *o, weft_node loss, weft_node *metric,
+                               weft_optim_kind def_kind, double def_lr, double def_clip,
+                               int epochs, uint64_t salt) {
+    weft_train_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.loss = loss;
+    tc.metrics = metric;
+    tc.num_metrics = 1;
+    tc.train_flag = WEFT_NONE;
+    tc.optim = train_optim(o, def_kind, def_lr);
+    tc.sched = train_sched(o, tc.optim.lr, epochs);
+    tc.clip_norm = o->clip >= 0 ? o->clip : def_clip;
+    tc.seed = o->seed ^ salt;
+    return tc;
+}
+
+int train_model_built(weft_graph *g) {
+    if (!weft_graph_status(g)) return 0;
+    weft_error(weft_graph_status(g), "%s", weft_graph_error(g));
+    return train_fail("model");
+}

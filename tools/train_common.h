@@ -121,6 +121,16 @@ void train_print_rnn_summary(const char *title, weft_graph *g, const weft_cell *
 
 /* The learning-rate schedule from the options (constant when none). */
 weft_sched train_sched(const train_opts *o, double lr, int epochs);
+/* The trainer configuration every task starts from: one loss and one
+ * metric, the task's default optimizer, learning rate and clipping (--clip
+ * overrides; a negative --clip means "the default"), the schedule flags, and
+ * a seed made task-specific by `salt`. */
+weft_train_config train_config(const train_opts *o, weft_node loss, weft_node *metric,
+                               weft_optim_kind def_kind, double def_lr, double def_clip,
+                               int epochs, uint64_t salt);
+/* After building a model: 0, or the graph's first error reported as a
+ * "model" failure. */
+int train_model_built(weft_graph *g);
 /* Early stopping: call after each epoch's evaluation with the held-out
  * loss; returns 1 (and prints a line) when --patience epochs passed without
  * improvement.  `best` and `bad` start at 0. */
