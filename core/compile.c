@@ -62,6 +62,17 @@ void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n) {
     }
 }
 
+void weft_rw_map_slices(weft_rw *rw, weft_node big, const weft_node *mem, int m, int axis) {
+    int64_t at = 0;
+    for (int k = 0; k < m; k++) {
+        int64_t len = rw->src->nodes[mem[k]].shape.dim[axis];
+        weft_attr sa = {.i = {axis, at, at + len}};
+        rw->map[mem[k]] = weft_rw_op(rw, mem[k], WEFT_OP_slice, &big, 1, &sa);
+        at += len;
+    }
+    rw->changes += m;
+}
+
 void weft_rw_note(weft_rw *rw, weft_node n, const char *fmt, ...) {
     if (n < 0 || n >= rw->dst->n) return;
     char buf[160];

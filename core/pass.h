@@ -32,6 +32,9 @@ weft_node weft_rw_in(const weft_rw *rw, weft_node n, int k);
 /* Stamp node `made` in dst with the provenance of src node n. */
 void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n);
 
+/* A merged node stands for src nodes mem[0..m) laid side by side along
+ * axis: map each to its slice of `big` (and count the rewrites). */
+void weft_rw_map_slices(weft_rw *rw, weft_node big, const weft_node *mem, int m, int axis);
 /* Record on dst node n what the pass did there (printf-style). */
 void weft_rw_note(weft_rw *rw, weft_node n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -117,14 +117,7 @@ weft_status weft_pass_batch_gemm(weft_rw *rw) {
             weft_attr ma = {.i = {0, r->attr.i[1]}};
             weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
             weft_rw_note(rw, big, "%d matmuls -> 1 (batch-gemm)", m);
-            int64_t at = 0;
-            for (int k = 0; k < m; k++) {
-                int64_t rows = s->nodes[mem[k]].shape.dim[0];
-                weft_attr sa = {.i = {0, at, at + rows}};
-                rw->map[mem[k]] = weft_rw_op(rw, mem[k], WEFT_OP_slice, &big, 1, &sa);
-                at += rows;
-            }
-            rw->changes += m;
+            weft_rw_map_slices(rw, big, mem, m, 0);
             free(parts);
             free(mem);
             continue;

@@ -104,14 +104,7 @@ weft_status weft_pass_merge_gates(weft_rw *rw) {
         weft_attr ma = {.i = {ta, tb}};
         weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
         weft_rw_note(rw, big, "%d gate matmuls -> 1 (merge-gates)", m);
-        int64_t at = 0;
-        for (int k = 0; k < m; k++) {
-            int64_t cols = s->nodes[mem[k]].shape.dim[1];
-            weft_attr sa = {.i = {1, at, at + cols}};
-            rw->map[mem[k]] = weft_rw_op(rw, mem[k], WEFT_OP_slice, &big, 1, &sa);
-            at += cols;
-        }
-        rw->changes += m;
+        weft_rw_map_slices(rw, big, mem, m, 1);
         free(W);
         free(mem);
     }
