@@ -394,7 +394,7 @@ weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node
 
 weft_status weft_exec_run(weft_exec *e) {
     weft_kctx ctx = {.counter = e->counter, .g = e->g};
-    if (e->workers > 1 && !e->on_ready) {
+    if (e->workers > 1 && !e->on_ready && !e->profile) {
         weft_status s = run_workers(e, &ctx);
         if (s) return s;
     } else {

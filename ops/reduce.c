@@ -66,9 +66,9 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
     } while (0)
 
 /* Contiguous input reduced over its leading axes (bias gradients: a column
- * sum of stacked rows) or its trailing axes (row sums): unit-stride loops
- * that vectorize.  Same order of additions per output element as the
- * general loop, so the result is the same. */
+ * sum of stacked rows) or its trailing axes (row sums, and a sum of
+ * everything): unit-stride loops that vectorize.  Column sums add in the
+ * general loop's order; row sums in lanes (below). */
 #define REDUCE_FAST(T)                                                         \
     do {                                                                       \
         const T *x = in[0].data;                                               \
@@ -81,14 +81,29 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
                 for (int64_t j = 0; j < cols; j++) o[j] += xr[j];              \
             }                                                                  \
         } else {                                                               \
-            for (int64_t r = 0; r < rows; r++) {                               \
-                const T *xr = x + r * cols;                                    \
-                T acc = 0;                                                     \
-                for (int64_t j = 0; j < cols; j++) acc += xr[j];               \
-                o[r] = acc;                                                    \
-            }                                                                  \
+            for (int64_t r = 0; r < rows; r++) o[r] = sum_lanes_##T(x + r * cols, cols); \
         }                                                                      \
     } while (0)
+
+/* A row sum in LANES independent partial sums (element j goes to lane
+ * j % LANES), added pairwise at the end: it vectorizes, it is more accurate
+ * than one running sum, and its order depends only on the length, so it is
+ * the same for every run and thread count. */
+#define LANES 16
+#define SUM_LANES(T)                                                           \
+    static inline T sum_lanes_##T(const T *x, int64_t n) {                     \
+        T acc[LANES] = {0};                                                    \
+        int64_t j = 0;                                                         \
+        for (; j + LANES <= n; j += LANES)                                     \
+            _Pragma("omp simd")                                                \
+            for (int l = 0; l < LANES; l++) acc[l] += x[j + l];                \
+        for (int l = 0; j < n; j++, l++) acc[l] += x[j];                       \
+        for (int w = LANES / 2; w > 0; w /= 2)                                 \
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];                  \
+        return acc[0];                                                         \
+    }
+SUM_LANES(float)
+SUM_LANES(double)
 
 WEFT_KERNEL_CLONES weft_status weft_sum_kernel(weft_tensor *out, const weft_tensor *in, int n,
                                                const weft_attr *attr, const weft_kctx *ctx) {
@@ -103,6 +118,11 @@ WEFT_KERNEL_CLONES weft_status weft_sum_kernel(weft_tensor *out, const weft_tens
         for (int d = 0; d < nd; d++) {
             if (d < first) rows *= in[0].shape.dim[d];
             else cols *= in[0].shape.dim[d];
+        }
+        if (lead && cols == 1) { /* everything: one row */
+            lead = 0;
+            cols = rows;
+            rows = 1;
         }
         if (out->dtype == WEFT_F32) REDUCE_FAST(float);
         else REDUCE_FAST(double);

@@ -25,18 +25,91 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* ------------------------------------------------------------ profile */
+
+typedef struct {
+    char key[96];
+    double ms, flops;
+    int count;
+} prof_row;
+
+static int cmp_prof(const void *a, const void *b) {
+    double x = ((const prof_row *)a)->ms, y = ((const prof_row *)b)->ms;
+    return x > y ? -1 : x < y;
+}
+
+/* Time per kernel over `iters` runs, summed by op and output shape (matmuls
+ * by m x k x n), largest first. */
+static int print_profile(weft_exec *p, int iters) {
+    const weft_graph *g = weft_exec_graph(p);
+    int n = weft_graph_node_count(g);
+    double *ms = calloc((size_t)n, sizeof *ms);
+    prof_row *rows = calloc((size_t)n, sizeof *rows);
+    int nr = 0, rc = 1;
+    if (!ms || !rows) goto done;
+    weft_exec_set_profile(p, ms);
+    for (int k = 0; k < iters; k++)
+        if (weft_exec_run(p)) goto done;
+    weft_exec_set_profile(p, NULL);
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        if (ms[i] <= 0) continue;
+        char key[96];
+        weft_shape s = weft_node_shape(g, i);
+        double fl = 0;
+        const char *op = weft_node_op_name(g, i);
+        if (!strcmp(op, "matmul")) {
+            weft_node in[2];
+            weft_node_inputs(g, i, in, 2);
+            weft_shape a = weft_node_shape(g, in[0]);
+            int64_t kk = a.dim[0] * a.dim[1] / s.dim[0]; /* A is [m, k] or [k, m] */
+            fl = 2.0 * (double)s.dim[0] * (double)s.dim[1] * (double)kk;
+            snprintf(key, sizeof key, "matmul %lldx%lldx%lld%s", (long long)s.dim[0], (long long)kk,
+                     (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "");
+        } else {
+            int len = snprintf(key, sizeof key, "%s [", op);
+            for (int d = 0; d < s.ndim && len < (int)sizeof key - 16; d++)
+                len += snprintf(key + len, sizeof key - (size_t)len, d ? ",%lld" : "%lld", (long long)s.dim[d]);
+            snprintf(key + len, sizeof key - (size_t)len, "]%s", weft_node_is_backward(g, i) ? " (bwd)" : "");
+        }
+        int r = 0;
+        while (r < nr && strcmp(rows[r].key, key)) r++;
+        if (r == nr) snprintf(rows[nr++].key, sizeof rows[0].key, "%s", key);
+        rows[r].ms += ms[i] / iters;
+        rows[r].flops += fl;
+        rows[r].count++;
+        total += ms[i] / iters;
+    }
+    qsort(rows, (size_t)nr, sizeof *rows, cmp_prof);
+    printf("profile: %.3f ms per step in kernels (each timed alone)\n", total);
+    printf("  %8s %6s %6s %8s  %s\n", "ms/step", "share", "calls", "GFLOP/s", "op [shape]");
+    for (int r = 0; r < nr && r < 25; r++) {
+        char gf[16] = "";
+        if (rows[r].flops > 0) snprintf(gf, sizeof gf, "%.1f", rows[r].flops / (rows[r].ms * 1e6));
+        printf("  %8.3f %5.1f%% %6d %8s  %s\n", rows[r].ms, 100 * rows[r].ms / total, rows[r].count, gf, rows[r].key);
+    }
+    rc = 0;
+done:
+    free(ms);
+    free(rows);
+    return rc;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: weft bench --cell CELL --seq-len T --batch B --input-size I --hidden-size H\n"
                "                  [--layers L] [--bidirectional] [--threads N] [--iters K]\n"
                "                  [--no-pass=NAME ...] [--no-passes] [--inter-op 1|0|-1] [--dtype f32|f64] [--json]\n"
+               "                  [--profile]\n"
                "Times training steps (forward + backward with weight gradients) and reports the\n"
-               "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n");
+               "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n"
+               "--profile then runs the steps again timing each kernel, and prints where a step's\n"
+               "time goes, by op and shape (kernels run one at a time then: inter-op workers off).\n");
 }
 
 int weft_cmd_bench(int argc, char **argv) {
     const char *cell_name = "lstm";
     int64_t T = 80, B = 50, I = 128, H = 128;
-    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0, inter_op = 0;
+    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0, inter_op = 0, prof = 0;
     weft_dtype dt = WEFT_F32;
     const char *disable[WEFT_MAX_PASSES];
     int n_disable = 0;
@@ -53,6 +126,7 @@ int weft_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--bidirectional")) bi = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--profile")) prof = 1;
         else if (!strcmp(a, "--no-passes")) no_passes = 1;
         else if (!strcmp(a, "--inter-op") && v) inter_op = atoi(argv[++i]);
         else if (!strncmp(a, "--no-pass=", 10) && n_disable < WEFT_MAX_PASSES) disable[n_disable++] = a + 10;
@@ -155,7 +229,7 @@ int weft_cmd_bench(int argc, char **argv) {
                cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? " bidirectional" : "", med,
                iters, med_cpu, flops / med / 1e6);
     }
-    rc = 0;
+    rc = prof ? print_profile(p, iters) : 0;
 fail_ms:
     free(ms);
     free(cpu);
