@@ -7,12 +7,20 @@ eager PyTorch, all forward + backward with weight gradients (no optimizer
 step), f32, the same thread count.  Prints ms per step and the ratios; the
 machine is shared, so only ratios from one run mean anything.
 
-    /usr/bin/python3 bench/compare_pytorch.py [--weft build/weft] [--threads 2]
-        [--iters 10] [--rows 0,1,2] [--json out.json]
-"""
-import argparse, json, statistics, subprocess, sys, time
+Threads: torch.set_num_threads() does not reach BLIS, which PyTorch calls
+for its GEMMs and which reads BLIS_NUM_THREADS when it starts.  Unset, BLIS
+runs on one thread.  So PyTorch runs in a child process twice: with BLIS on
+the same number of threads as weft (the fair comparison, column "torch"),
+and with BLIS on one thread (column "torch b1"), which is how the issue's
+reference figures (62 / 9.4 / 278 / 174 / 126 ms) were evidently taken —
+they match it, not the first.  oneDNN was not measured here; its column
+scales the issue's oneDNN figure by this run's "torch b1" over the issue's
+PyTorch figure.
 
-import torch
+    /usr/bin/python3 bench/compare_pytorch.py [--weft build/weft] [--threads 2]
+        [--iters 10] [--rows 0,1,2] [--no-eager] [--json out.json]
+"""
+import argparse, json, os, statistics, subprocess, sys, time
 
 ROWS = [  # cell, T, B, I, H — the issue's table
     ("lstm", 80, 50, 128, 128),
@@ -38,6 +46,7 @@ def time_steps(step, iters):
 
 
 def torch_builtin(cell, T, B, I, H, iters):
+    import torch
     mod = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
     x = torch.randn(T, B, I, requires_grad=True)
     go = torch.randn(T, B, H)
@@ -52,6 +61,7 @@ def torch_builtin(cell, T, B, I, H, iters):
 
 def torch_eager_cell(cell, T, B, I, H, iters):
     """The cell from primitives, as a researcher writes a new gate in PyTorch."""
+    import torch
     G = 4 if cell == "lstm" else 3
     k = 1.0 / H ** 0.5
     w_ih = (torch.rand(G * H, I) * 2 - 1).mul_(k).requires_grad_()
@@ -94,6 +104,25 @@ def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def torch_child(row, iters, threads, blis_threads, eager):
+    """PyTorch's times for one row, in a child whose BLIS has blis_threads."""
+    env = dict(os.environ, BLIS_NUM_THREADS=str(blis_threads))
+    cmd = [sys.executable, __file__, "--child", str(row), "--iters", str(iters), "--threads", str(threads)]
+    if not eager:
+        cmd.append("--no-eager")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def child(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    cell, T, B, I, H = ROWS[a.child]
+    tb = torch_builtin(cell, T, B, I, H, a.iters)
+    te = None if a.no_eager else torch_eager_cell(cell, T, B, I, H, a.iters)
+    print(json.dumps(dict(builtin=tb, eager=te, version=torch.__version__)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weft", default="build/weft")
@@ -102,26 +131,32 @@ def main():
     ap.add_argument("--rows", default=",".join(str(i) for i in range(len(ROWS))))
     ap.add_argument("--no-eager", action="store_true", help="skip the eager-primitives PyTorch cell")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.child is not None:
+        return child(a)
     results = []
-    print(f"threads={a.threads}  torch {torch.__version__}")
-    print(f"{'cell':5} {'T':>4} {'B':>4} {'I':>4} {'H':>4} | {'weft':>8} {'GF/s':>6} {'compile':>8} | "
-          f"{'torch':>8} {'eager':>8} | {'torch/weft':>10} {'eager/weft':>10} | {'oneDNN est':>10}")
+    print(f"threads={a.threads} (PyTorch: torch.set_num_threads and BLIS_NUM_THREADS={a.threads}; "
+          f"'torch b1': BLIS_NUM_THREADS=1, as in the issue's figures)")
+    print(f"{'cell':5} {'T':>4} {'B':>4} {'I':>4} {'H':>4} | {'weft':>7} {'GF/s':>6} {'compile':>7} | "
+          f"{'torch':>7} {'eager':>7} {'torch b1':>8} | {'torch/weft':>10} {'eager/weft':>10} {'b1/weft':>7} | "
+          f"{'oneDNN est':>10} {'weft/oneDNN':>11}")
     for i in (int(r) for r in a.rows.split(",")):
         cell, T, B, I, H = ROWS[i]
         w = weft(a.weft, cell, T, B, I, H, a.iters, a.threads)
-        tb = torch_builtin(cell, T, B, I, H, a.iters)
-        te = None if a.no_eager else torch_eager_cell(cell, T, B, I, H, a.iters)
-        # oneDNN was not measured here: scale its issue figure by this run's PyTorch speed
-        onednn = ISSUE_ONEDNN[i] * tb / ISSUE_PYTORCH[i]
-        row = dict(cell=cell, T=T, B=B, I=I, H=H, weft_ms=w["ms_per_step"], weft_gflops=w["gflops"],
+        fair = torch_child(i, a.iters, a.threads, a.threads, not a.no_eager)
+        b1 = torch_child(i, a.iters, a.threads, 1, False)
+        tb, te, t1 = fair["builtin"], fair["eager"], b1["builtin"]
+        onednn = ISSUE_ONEDNN[i] * t1 / ISSUE_PYTORCH[i]
+        wm = w["ms_per_step"]
+        row = dict(cell=cell, T=T, B=B, I=I, H=H, weft_ms=wm, weft_gflops=w["gflops"],
                    compile_ms=w["compile_ms"], peak_bytes=w["peak_bytes"], torch_ms=tb, torch_eager_ms=te,
-                   onednn_est_ms=onednn)
+                   torch_blis1_ms=t1, onednn_est_ms=onednn)
         results.append(row)
-        print(f"{cell:5} {T:4} {B:4} {I:4} {H:4} | {w['ms_per_step']:8.1f} {w['gflops']:6.1f} {w['compile_ms']:8.1f} | "
-              f"{tb:8.1f} {te if te else float('nan'):8.1f} | {tb / w['ms_per_step']:10.2f} "
-              f"{(te / w['ms_per_step']) if te else float('nan'):10.2f} | {onednn:10.1f}")
+        nan = float("nan")
+        print(f"{cell:5} {T:4} {B:4} {I:4} {H:4} | {wm:7.1f} {w['gflops']:6.1f} {w['compile_ms']:7.1f} | "
+              f"{tb:7.1f} {te if te else nan:7.1f} {t1:8.1f} | {tb / wm:10.2f} "
+              f"{(te / wm) if te else nan:10.2f} {t1 / wm:7.2f} | {onednn:10.1f} {wm / onednn:11.2f}")
         sys.stdout.flush()
     if a.json:
         with open(a.json, "w") as f:

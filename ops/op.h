@@ -71,10 +71,13 @@ weft_status weft_ops_check(void);
 #undef WEFT_OP
 
 /* Elementwise and fused kernels share their output rows among the threads
- * from this many elements up.  On a quiet machine 2048 and 32768 time the
- * same; on a loaded one each small parallel region waits at its barrier for
- * a descheduled thread, so small kernels stay on one thread. */
-#define WEFT_PAR_MIN_ELEMENTS 32768
+ * from this many elements up.  Measured with bench/ab.py on a quiet machine
+ * (5 alternating rounds, 2 threads): 4096 against 32768 made rows 1, 2, 3
+ * and 5 of the issue's table 13-15%, 16-19%, 7% and 4% faster (a recurrent
+ * step's [64, 256] gate kernels ran on one core while the other waited);
+ * 1024 times the same as 4096.  On a loaded machine any parallel region
+ * waits at its barrier for a descheduled thread: use one thread there. */
+#define WEFT_PAR_MIN_ELEMENTS 4096
 
 /* Hot kernels are compiled twice, for AVX2+FMA and for the baseline, and
  * the loader picks per machine (GCC function multiversioning): 8-wide

@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""A/B timing of two weft builds (or two flag sets) on a shared machine.
+
+Runs `weft bench ... --json` for A and B alternately, ROUNDS times, and
+prints each side's best and median ms per step and B/A.  Alternating in one
+script is the only fair way on a machine whose load moves by 2x: a change is
+real when B/A holds for the best *and* the median.
+
+    bench/ab.py --a build-old/weft --b build/weft [--rounds 5] [--row 0|...|4]
+                [--a-args "--no-pass=fuse"] [--b-args ""] [--threads 2] [--iters 7]
+"""
+import argparse, json, shlex, statistics, subprocess
+
+ROWS = [("lstm", 80, 50, 128, 128), ("gru", 10, 128, 60, 128), ("lstm", 100, 64, 256, 256),
+        ("gru", 100, 64, 256, 256), ("lstm", 50, 16, 512, 512)]
+
+
+def run(binary, row, threads, iters, extra):
+    cell, T, B, I, H = ROWS[row]
+    cmd = [binary, "bench", "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
+           "--hidden-size", str(H), "--threads", str(threads), "--iters", str(iters), "--json", *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+    ap.add_argument("--a-args", default="")
+    ap.add_argument("--b-args", default="")
+    ap.add_argument("--rows", default="0,2")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=7)
+    a = ap.parse_args()
+    for row in (int(r) for r in a.rows.split(",")):
+        ta, tb = [], []
+        for _ in range(a.rounds):
+            ta.append(run(a.a, row, a.threads, a.iters, shlex.split(a.a_args)))
+            tb.append(run(a.b, row, a.threads, a.iters, shlex.split(a.b_args)))
+        ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
+        print(f"row {row} {ROWS[row]}: A best {ba:.1f} median {ma:.1f} | B best {bb:.1f} median {mb:.1f} "
+              f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
