@@ -375,8 +375,8 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
             fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
                     s->matmuls_before, s->matmuls_after, s->changes, s->ms);
     }
-    fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB with one buffer per node)\n", r->compile_ms,
-            r->planned_peak_bytes / 1e6, r->unplanned_bytes / 1e6);
+    fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB live at most; %.1f MB with one buffer per node)\n",
+            r->compile_ms, r->planned_peak_bytes / 1e6, r->live_bytes / 1e6, r->unplanned_bytes / 1e6);
     fprintf(f, "parallelism %.2f: %s\n", r->parallelism,
             r->workers > 1 ? "independent nodes run side by side, one thread each" : "kernels share the threads");
 }

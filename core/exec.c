@@ -98,6 +98,7 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
     }
     e->report.planned_peak_bytes = e->plan.peak_bytes;
     e->report.unplanned_bytes = e->plan.unplanned_bytes;
+    e->report.live_bytes = e->plan.live_bytes;
     if (!(e->blocks = calloc((size_t)e->plan.n_blocks + 1, sizeof *e->blocks))) goto oom;
     /* Not zeroed: the plan reuses every block for many nodes and runs, so no
      * kernel may count on finding zeros (the suite passes with blocks filled
@@ -259,6 +260,7 @@ weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n
     keep.parallelism = e->report.parallelism;
     keep.planned_peak_bytes = e->report.planned_peak_bytes;
     keep.unplanned_bytes = e->report.unplanned_bytes;
+    keep.live_bytes = e->report.live_bytes;
     e->report = keep;
     return e;
 }

@@ -1,7 +1,9 @@
 /* Memory planning: liveness over the schedule (index order) and buffer
  * reuse.  A value's buffer is free again after the last node that reads it
  * (directly or through views of it) has run; outputs and fed inputs are
- * never reused.  Best fit among free blocks, else a new block. */
+ * never reused.  Best fit among free blocks no more than twice the size;
+ * else the largest free block grown, when none is large enough; else a new
+ * block. */
 #include <string.h>
 
 #include "op.h"
@@ -139,7 +141,17 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
                 if (p->block_bytes[free_list[mid]] < bytes) lo = mid + 1;
                 else hi = mid;
             }
-            if (lo < n_free) {
+            if (lo == n_free) {
+                /* None is large enough: grow the largest (blocks are
+                 * allocated after planning, so growing costs only the
+                 * difference). */
+                best = free_list[--n_free];
+                p->peak_bytes += (int64_t)(bytes - p->block_bytes[best]);
+                p->block_bytes[best] = bytes;
+            } else if (p->block_bytes[free_list[lo]] <= 2 * bytes) {
+                /* A block more than twice the size stays free: a small
+                 * value kept long (an activation for the backward) would
+                 * hold it, and the next large one need a new block. */
                 best = free_list[lo];
                 memmove(free_list + lo, free_list + lo + 1, (size_t)(n_free - lo - 1) * sizeof *free_list);
                 n_free--;
@@ -170,6 +182,24 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
                 free_list[lo] = b;
                 n_free++;
             }
+    }
+    /* The most bytes live at once (what a perfect packing would need):
+     * the plan's blocks against this measure its fragmentation. */
+    if (reuse) {
+        int64_t *delta = calloc((size_t)N + 2, sizeof *delta), live = 0;
+        if (!delta) {
+            st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < N; i++)
+            if (needed[i] && owner[i] == i && p->block_of[i] >= 0) {
+                int64_t bytes = weft_shape_numel(g->nodes[i].shape) * (int64_t)weft_dtype_size(g->nodes[i].dtype);
+                delta[i] += bytes;
+                delta[(last[i] < i ? i : last[i]) + 1] -= bytes;
+            }
+        for (int i = 0; i <= N; i++)
+            if ((live += delta[i]) > p->live_bytes) p->live_bytes = live;
+        free(delta);
     }
 done:
     free(t); free(holder); free(last); free(free_list); free(ends_head); free(ends_next);

@@ -17,6 +17,7 @@ typedef struct weft_plan {
     int *war_from;         /* [N]: for an owner, the owner that had its block before, or -1 */
     int64_t peak_bytes;    /* sum of the blocks */
     int64_t unplanned_bytes; /* one buffer per node, as without a plan */
+    int64_t live_bytes;    /* the most bytes live at once: the least any plan needs */
 } weft_plan;
 
 /* needed[0..N): the nodes to run; outs: what must survive the run.  With

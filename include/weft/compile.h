@@ -39,7 +39,8 @@ typedef struct weft_compile_report {
     int n_passes;
     weft_pass_stat pass[WEFT_MAX_PASSES];
     double compile_ms;
-    int64_t planned_peak_bytes;  /* buffers live at once, from the memory plan */
+    int64_t planned_peak_bytes;  /* the memory plan's buffers, all allocated at once */
+    int64_t live_bytes;          /* the most bytes live at once: the least any plan needs */
     int64_t unplanned_bytes;     /* every buffer separately (the reference) */
     int inter_op;                /* what was asked: 0 auto, 1 on, -1 off */
     double parallelism;          /* total work over critical-path work (estimated) */
