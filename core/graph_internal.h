@@ -58,9 +58,15 @@ typedef struct weft_fused_instr {
     int16_t arg[3];
     double p;            /* pow's exponent */
 } weft_fused_instr;
+#define WEFT_FUSED_MAX_OUT 8
 typedef struct weft_fused_prog {
     int n_instr;
     weft_fused_instr ins[WEFT_FUSED_MAX_INSTR];
+    /* Outputs: with n_out <= 1 the last instruction's value is the node's
+     * (shape attr.shape); with n_out >= 2 the node is [n_out, attr.shape...]
+     * and out_ins[k] is the instruction whose value is row k. */
+    int n_out;
+    int16_t out_ins[WEFT_FUSED_MAX_OUT];
     char label[96];      /* what it replaced, for drawing: "sigmoid*mul+add" */
 } weft_fused_prog;
 

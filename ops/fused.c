@@ -3,6 +3,7 @@
  * one pass over memory replaces one per op.  The arithmetic comes from the
  * same expression table as the single-op kernels. */
 #include <math.h>
+#include <string.h>
 
 #include "fastmath.h"
 #include "op.h"
@@ -30,7 +31,17 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
             if (v >= n || (v < 0 && -1 - v >= j))
                 return weft_error(WEFT_ERR_GRAPH, "fused instruction %d reads an undefined operand", j);
         }
+    if (p->n_out > WEFT_FUSED_MAX_OUT || (p->n_out >= 2 && attr->shape.ndim >= WEFT_MAX_DIMS))
+        return weft_error(WEFT_ERR_GRAPH, "fused region has too many outputs");
+    for (int k = 0; k < p->n_out; k++)
+        if (p->out_ins[k] < 0 || p->out_ins[k] >= p->n_instr)
+            return weft_error(WEFT_ERR_GRAPH, "fused output %d names no instruction", k);
     *shape = attr->shape;
+    if (p->n_out >= 2) { /* the outputs stacked on a new leading axis */
+        memmove(shape->dim + 1, shape->dim, (size_t)shape->ndim * sizeof shape->dim[0]);
+        shape->dim[0] = p->n_out;
+        shape->ndim++;
+    }
     *dtype = attr->dtype;
     return WEFT_OK;
 }
@@ -49,15 +60,16 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
         break;
 
 /* Run the program over one chunk of `len` elements; operand k of the node
- * is at src[k] (already gathered to unit stride). */
+ * is at src[k] (already gathered to unit stride), instruction q's value
+ * goes to res[q] (a scratch row, or an output's row). */
 #define RUN_CHUNK()                                                           \
     do {                                                                       \
         for (int q = 0; q < prog->n_instr; q++) {                              \
             const weft_fused_instr *ins = &prog->ins[q];                       \
-            const T *A = ins->arg[0] >= 0 ? src[ins->arg[0]] : tmp + (-1 - ins->arg[0]) * CHUNK; \
-            const T *B = ins->arg[1] >= 0 ? src[ins->arg[1]] : tmp + (-1 - ins->arg[1]) * CHUNK; \
-            const T *Cc = ins->arg[2] >= 0 ? src[ins->arg[2]] : tmp + (-1 - ins->arg[2]) * CHUNK; \
-            T *o = q == prog->n_instr - 1 ? dst : tmp + q * CHUNK;            \
+            const T *A = ins->arg[0] >= 0 ? src[ins->arg[0]] : res[-1 - ins->arg[0]]; \
+            const T *B = ins->arg[1] >= 0 ? src[ins->arg[1]] : res[-1 - ins->arg[1]]; \
+            const T *Cc = ins->arg[2] >= 0 ? src[ins->arg[2]] : res[-1 - ins->arg[2]]; \
+            T *o = res[q];                                                     \
             const double p = ins->p;                                           \
             (void)p; (void)B; (void)Cc;                                        \
             switch (ins->op) {                                                 \
@@ -77,17 +89,20 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
         }                                                                      \
     } while (0)
 
+/* Rows of the region's shape S, split among the threads; each row in
+ * chunks.  Output k is row k of a multi-output node's [n_out, S...] (each
+ * contiguous), or the node itself (rows may be strided: placed in a concat). */
 #define FUSED_LOOP()                                                          \
     do {                                                                       \
-        weft_iter4 it[WEFT_FUSED_MAX_INPUTS];                                                     \
-        for (int k = 0; k < n; k++) it[k] = weft_iter4_of(&in[k], &out->shape); \
-        const weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
-        const int64_t D = out->shape.ndim ? out->shape.dim[out->shape.ndim - 1] : 1; \
-        const int64_t rows = weft_shape_numel(out->shape) / D;                 \
+        weft_iter4 it[WEFT_FUSED_MAX_INPUTS];                                  \
+        for (int k = 0; k < n; k++) it[k] = weft_iter4_of(&in[k], &S);         \
+        const weft_iter4 io = weft_iter4_of(&out0, &S);                        \
+        const int64_t D = S.ndim ? S.dim[S.ndim - 1] : 1;                      \
+        const int64_t rows = weft_shape_numel(S) / D;                          \
         _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
         for (int64_t row = 0; row < rows; row++) {                             \
-            T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK];               \
-            const T *base[WEFT_FUSED_MAX_INPUTS];                                                 \
+            T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK]; \
+            const T *base[WEFT_FUSED_MAX_INPUTS];                              \
             int64_t orow = 0;                                                  \
             {                                                                  \
                 int64_t r = row;                                               \
@@ -100,7 +115,8 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
             }                                                                  \
             for (int64_t j0 = 0; j0 < D; j0 += CHUNK) {                        \
                 const int len = (int)(D - j0 < CHUNK ? D - j0 : CHUNK);        \
-                const T *src[WEFT_FUSED_MAX_INPUTS];                                              \
+                const T *src[WEFT_FUSED_MAX_INPUTS];                           \
+                T *res[WEFT_FUSED_MAX_INSTR];                                  \
                 int ng = 0;                                                    \
                 for (int k = 0; k < n; k++) {                                  \
                     int64_t st = it[k].s[3];                                   \
@@ -109,8 +125,10 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
                     src[k] = gbuf;                                             \
                 }                                                              \
-                T *dst = (T *)out->data + orow + j0;                           \
-                RUN_CHUNK();                                                  \
+                for (int q = 0; q < prog->n_instr; q++) res[q] = tmp + q * CHUNK; \
+                for (int k = 0; k < n_out; k++)                                \
+                    res[out_ins[k]] = (T *)out->data + k * plane + orow + j0;  \
+                RUN_CHUNK();                                                   \
             }                                                                  \
         }                                                                      \
     } while (0)
@@ -118,6 +136,18 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
 WEFT_KERNEL_CLONES weft_status weft_fused_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
                               const weft_kctx *ctx) {
     const weft_fused_prog *prog = &ctx->g->progs[attr->i[0]];
+    const weft_shape S = attr->shape;
+    int n_out = prog->n_out >= 2 ? prog->n_out : 1;
+    int16_t last = (int16_t)(prog->n_instr - 1);
+    const int16_t *out_ins = prog->n_out >= 2 ? prog->out_ins : &last;
+    /* output 0's layout: the node itself, or its first (contiguous) row */
+    weft_tensor out0 = *out;
+    int64_t plane = 0;
+    if (n_out >= 2) {
+        out0.shape = S;
+        weft_tensor_contiguous_strides(&S, out0.stride);
+        plane = weft_shape_numel(S);
+    }
     if (out->dtype == WEFT_F32) {
         typedef float T;
         FUSED_LOOP();
