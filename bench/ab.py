@@ -9,18 +9,13 @@ real when B/A holds for the best *and* the median.
     bench/ab.py --a build-old/weft --b build/weft [--rounds 5] [--row 0|...|4]
                 [--a-args "--no-pass=fuse"] [--b-args ""] [--threads 2] [--iters 7]
 """
-import argparse, json, shlex, statistics, subprocess
+import argparse, shlex, statistics
 
-ROWS = [("lstm", 80, 50, 128, 128), ("gru", 10, 128, 60, 128), ("lstm", 100, 64, 256, 256),
-        ("gru", 100, 64, 256, 256), ("lstm", 50, 16, 512, 512)]
+from compare_pytorch import ROWS, weft
 
 
 def run(binary, row, threads, iters, extra):
-    cell, T, B, I, H = ROWS[row]
-    cmd = [binary, "bench", "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
-           "--hidden-size", str(H), "--threads", str(threads), "--iters", str(iters), "--json", *extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
+    return weft(binary, *ROWS[row], iters, threads, extra)["ms_per_step"]
 
 
 def main():

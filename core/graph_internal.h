@@ -63,8 +63,10 @@ typedef struct weft_fused_prog {
     int n_instr;
     weft_fused_instr ins[WEFT_FUSED_MAX_INSTR];
     /* Outputs: with n_out <= 1 the last instruction's value is the node's
-     * (shape attr.shape); with n_out >= 2 the node is [n_out, attr.shape...]
-     * and out_ins[k] is the instruction whose value is row k. */
+     * (shape attr.shape); with n_out >= 2 the outputs lie side by side along
+     * the last axis (the node is attr.shape with its last dimension D times
+     * n_out) and out_ins[k] is the instruction whose value is columns
+     * [k D, (k+1) D). */
     int n_out;
     int16_t out_ins[WEFT_FUSED_MAX_OUT];
     char label[96];      /* what it replaced, for drawing: "sigmoid*mul+add" */

@@ -25,6 +25,97 @@ static int reads_into_concat(const weft_graph *s, const int *coff, const weft_no
     return 0;
 }
 
+/* Emit one fused node for members[0..nm) (any order; sorted here).  With
+ * outs == NULL the outputs are the root and every member read outside the
+ * region, and each gets its map[] (a view of its columns when there are
+ * several); else the outputs are outs[0..n_outs) in that order and the
+ * node is returned for the caller to map.  Falls back to copying the
+ * members one by one when the program does not fit. */
+static weft_node emit(weft_rw *rw, const weft_node *root_of, const int *coff, const weft_node *cons, weft_node *members,
+                      int nm, const weft_node *outs, int n_outs, weft_node like, weft_shape S) {
+    const weft_graph *s = rw->src;
+    weft_node region = root_of[like] == like ? like : WEFT_NONE; /* the region's root, when one region */
+    for (int a = 1; a < nm; a++) /* index order = dependency order */
+        for (int b = a; b > 0 && members[b - 1] > members[b]; b--) {
+            weft_node t = members[b]; members[b] = members[b - 1]; members[b - 1] = t;
+        }
+    weft_fused_prog prog;
+    memset(&prog, 0, sizeof prog);
+    weft_node ins[WEFT_FUSED_MAX_INPUTS];
+    int ok = 1, nin = 0;
+    for (int q = 0; q < nm && ok; q++) {
+        const weft_node_rec *r = &s->nodes[members[q]];
+        weft_fused_instr *fi = &prog.ins[q];
+        fi->op = (int16_t)r->op;
+        fi->p = r->attr.f;
+        for (int k = 0; k < r->n_in; k++) {
+            weft_node x = weft_in_of(s, members[q], k);
+            int slot = 0, found = 0; /* a member's value: slot -1 - j */
+            for (int j = 0; j < q && !found; j++)
+                if (members[j] == x) slot = -1 - j, found = 1;
+            if (!found) { /* an input */
+                weft_node mx = rw->map[x];
+                for (int j = 0; j < nin && !found; j++)
+                    if (ins[j] == mx) slot = j, found = 1;
+                if (!found) {
+                    if (nin == WEFT_FUSED_MAX_INPUTS) { ok = 0; break; }
+                    ins[nin] = mx;
+                    slot = nin++;
+                }
+            }
+            fi->arg[k] = (int16_t)slot;
+        }
+        if (!outs) {
+            /* an output: the root, or a member read outside the region (or
+             * asked for: outputs count as a use) */
+            int within = 0;
+            for (int c = coff[members[q]]; c < coff[members[q] + 1]; c++) within += root_of[cons[c]] == region;
+            if (members[q] == region || rw->uses[members[q]] > within) {
+                if (prog.n_out < WEFT_FUSED_MAX_OUT) prog.out_ins[prog.n_out++] = (int16_t)q;
+                else ok = 0;
+            }
+        }
+        size_t L = strlen(prog.label);
+        if (L + 12 < sizeof prog.label) snprintf(prog.label + L, sizeof prog.label - L, "%s%s", q ? " " : "", weft_ops[r->op].name);
+    }
+    for (int k = 0; k < n_outs; k++) {
+        int q = 0;
+        while (q < nm && members[q] != outs[k]) q++;
+        prog.out_ins[prog.n_out++] = (int16_t)q;
+    }
+    prog.n_instr = nm;
+    if (prog.n_out == 1) prog.n_out = 0; /* the root, the last instruction */
+    int id = ok ? weft_graph_add_prog(rw->dst, &prog) : -1;
+    if (id < 0) { /* fall back: copy the members one by one */
+        for (int q = 0; q < nm; q++) rw->map[members[q]] = weft_rw_copy(rw, members[q]);
+        if (!outs) return WEFT_NONE;
+        return weft_rw_copy(rw, like); /* the concat of the copies */
+    }
+    weft_attr a = {.i = {id}, .shape = S, .dtype = s->nodes[members[0]].dtype};
+    weft_node f = weft_rw_op(rw, like, WEFT_OP_fused, ins, nin, &a);
+    rw->changes += nm - (outs ? 0 : 1);
+    if (outs) {
+        weft_rw_note(rw, f, "%d ops, %d outputs side by side: the concat (fuse): %s", nm, prog.n_out, prog.label);
+        return f;
+    }
+    if (prog.n_out < 2) {
+        rw->map[region] = f;
+        weft_rw_note(rw, f, "%d ops (fuse): %s", nm, prog.label);
+        return f;
+    }
+    /* each output's readers get a view of its columns */
+    int ax = S.ndim - 1;
+    int64_t D = S.dim[ax];
+    for (int k = 0; k < prog.n_out; k++) {
+        weft_node mk = members[prog.out_ins[k]];
+        weft_node v = weft_slice(rw->dst, f, ax, k * D, (k + 1) * D);
+        weft_rw_stamp(rw, v, mk);
+        rw->map[mk] = v;
+    }
+    weft_rw_note(rw, f, "%d ops, %d outputs (fuse): %s", nm, prog.n_out, prog.label);
+    return f;
+}
+
 weft_status weft_pass_fuse(weft_rw *rw) {
     const weft_graph *s = rw->src;
     int n = s->n;
@@ -32,9 +123,10 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     int *inside = calloc((size_t)(n ? n : 1), sizeof *inside);          /* users seen inside the region */
     weft_node *stack = malloc((size_t)(n ? n : 1) * sizeof *stack), *members = malloc((size_t)(n ? n : 1) * sizeof *members);
     weft_node *next = malloc((size_t)(n ? n : 1) * sizeof *next); /* region member lists, root first */
+    weft_node *group = malloc((size_t)(n ? n : 1) * sizeof *group); /* concat a region root is emitted with */
     int *coff = calloc((size_t)n + 2, sizeof *coff);                  /* live readers of each node, CSR */
     weft_node *cons = NULL;
-    if (!root_of || !inside || !stack || !members || !next || !coff) goto oom;
+    if (!root_of || !inside || !stack || !members || !next || !group || !coff) goto oom;
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) coff[weft_in_of(s, i, k) + 2]++;
@@ -43,7 +135,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) cons[coff[weft_in_of(s, i, k) + 1]++] = i;
-    for (int i = 0; i < n; i++) root_of[i] = WEFT_NONE;
+    for (int i = 0; i < n; i++) root_of[i] = group[i] = WEFT_NONE;
     /* Grow regions from the last node backwards. */
     for (int r = n - 1; r >= 0; r--) {
         if (!rw->live[r] || root_of[r] != WEFT_NONE || !fusible(s, r)) continue;
@@ -51,7 +143,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         next[r] = WEFT_NONE;
         weft_node tail = r;
         int sp = 0, size = 1, inputs = 0, nt = 0, outs = 1;
-        int escapes = s->nodes[r].shape.ndim < WEFT_MAX_DIMS && !reads_into_concat(s, coff, cons, r);
+        int escapes = s->nodes[r].shape.ndim >= 1 && !reads_into_concat(s, coff, cons, r);
         stack[sp++] = r;
         while (sp) {
             weft_node m = stack[--sp];
@@ -84,83 +176,66 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (int k = 0; k < nt; k++) inside[members[k]] = 0;
         if (size == 1) root_of[r] = WEFT_NONE; /* nothing to fuse */
     }
+    /* A concat along the last axis of regions that only it reads (the
+     * gradients of a step's gates, stacked for one GEMM) becomes one region
+     * whose outputs, side by side, are the concat itself: one kernel reads
+     * the shared inputs once, and the concat disappears. */
+    for (int c = 0; c < n; c++) {
+        const weft_node_rec *rc = &s->nodes[c];
+        if (!rw->live[c] || rc->kind != WEFT_NODE_OP || rc->op != WEFT_OP_concat || rc->n_in < 2 ||
+            rc->n_in > WEFT_FUSED_MAX_OUT || rc->attr.i[0] != rc->shape.ndim - 1)
+            continue;
+        weft_node x0 = weft_in_of(s, c, 0), seen[WEFT_FUSED_MAX_INPUTS + 1];
+        int ok = 1, size = 0, nin = 0;
+        for (int k = 0; k < rc->n_in && ok; k++) {
+            weft_node x = weft_in_of(s, c, k);
+            ok = (root_of[x] == x || (root_of[x] == WEFT_NONE && fusible(s, x))) && group[x] == WEFT_NONE &&
+                 rw->uses[x] == 1 && weft_shape_eq(s->nodes[x].shape, s->nodes[x0].shape) &&
+                 s->nodes[x].dtype == s->nodes[x0].dtype;
+            if (!ok) break;
+            group[x] = c; /* also marks x as seen: an input twice fails above */
+            for (weft_node m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
+                size++;
+                for (int j = 0; j < s->nodes[m].n_in && nin <= WEFT_FUSED_MAX_INPUTS; j++) {
+                    weft_node y = weft_in_of(s, m, j);
+                    int dup = root_of[x] == x && root_of[y] == x; /* inside the region */
+                    for (int q = 0; q < nin && !dup; q++) dup = seen[q] == y;
+                    if (!dup) seen[nin++] = y; /* the region's distinct inputs */
+                }
+            }
+        }
+        if (ok && size <= WEFT_FUSED_MAX_INSTR && nin <= WEFT_FUSED_MAX_INPUTS) {
+            group[c] = c;
+            continue;
+        }
+        for (int k = 0; k < rc->n_in; k++) /* undo */
+            if (group[weft_in_of(s, c, k)] == c) group[weft_in_of(s, c, k)] = WEFT_NONE;
+    }
     for (int i = 0; i < n; i++) {
+        if (group[i] == i) { /* a concat of regions: their members, its inputs as outputs */
+            const weft_node_rec *rc = &s->nodes[i];
+            int nm = 0;
+            weft_node outs[WEFT_FUSED_MAX_OUT];
+            for (int k = 0; k < rc->n_in; k++) {
+                weft_node x = outs[k] = weft_in_of(s, i, k);
+                for (weft_node m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) members[nm++] = m;
+            }
+            rw->map[i] = emit(rw, root_of, coff, cons, members, nm, outs, rc->n_in, i, s->nodes[outs[0]].shape);
+            continue;
+        }
+        if (group[i] != WEFT_NONE) continue; /* emitted with its concat */
         if (root_of[i] == WEFT_NONE) {
             rw->map[i] = weft_rw_copy(rw, i);
             continue;
         }
         if (root_of[i] != i) continue; /* emitted with its root */
-        /* Members in index order (topological); operands outside are inputs. */
-        int nm = 0, nin = 0;
+        int nm = 0;
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) members[nm++] = k;
-        for (int a = 1; a < nm; a++) /* index order = dependency order */
-            for (int b = a; b > 0 && members[b - 1] > members[b]; b--) {
-                weft_node t = members[b]; members[b] = members[b - 1]; members[b - 1] = t;
-            }
-        weft_fused_prog prog;
-        memset(&prog, 0, sizeof prog);
-        weft_node ins[WEFT_FUSED_MAX_INPUTS];
-        int ok = 1;
-        for (int q = 0; q < nm && ok; q++) {
-            const weft_node_rec *r = &s->nodes[members[q]];
-            weft_fused_instr *fi = &prog.ins[q];
-            fi->op = (int16_t)r->op;
-            fi->p = r->attr.f;
-            for (int k = 0; k < r->n_in; k++) {
-                weft_node x = weft_in_of(s, members[q], k);
-                int slot = -1;
-                if (root_of[x] == i) {
-                    for (int j = 0; j < q; j++)
-                        if (members[j] == x) slot = -1 - j;
-                } else {
-                    weft_node mx = rw->map[x];
-                    for (int j = 0; j < nin; j++)
-                        if (ins[j] == mx) slot = j;
-                    if (slot == -1) {
-                        if (nin == WEFT_FUSED_MAX_INPUTS) { ok = 0; break; }
-                        ins[nin] = mx;
-                        slot = nin++;
-                    }
-                }
-                fi->arg[k] = (int16_t)slot;
-            }
-            /* an output: the root, or a member read outside the region (or
-             * asked for: outputs count as a use) */
-            int within = 0;
-            for (int c = coff[members[q]]; c < coff[members[q] + 1]; c++) within += root_of[cons[c]] == i;
-            int out = members[q] == i || rw->uses[members[q]] > within;
-            if (out && prog.n_out < WEFT_FUSED_MAX_OUT) prog.out_ins[prog.n_out++] = (int16_t)q;
-            else if (out) ok = 0;
-            size_t L = strlen(prog.label);
-            if (L + 12 < sizeof prog.label) snprintf(prog.label + L, sizeof prog.label - L, "%s%s", q ? " " : "", weft_ops[r->op].name);
-        }
-        prog.n_instr = nm;
-        if (prog.n_out == 1) prog.n_out = 0; /* the root, the last instruction */
-        int id = ok ? weft_graph_add_prog(rw->dst, &prog) : -1;
-        if (id < 0) { /* fall back: copy the members one by one */
-            for (int q = 0; q < nm; q++) rw->map[members[q]] = weft_rw_copy(rw, members[q]);
-            continue;
-        }
-        weft_attr a = {.i = {id}, .shape = s->nodes[i].shape, .dtype = s->nodes[i].dtype};
-        weft_node f = weft_rw_op(rw, i, WEFT_OP_fused, ins, nin, &a);
-        if (prog.n_out < 2) {
-            rw->map[i] = f;
-            weft_rw_note(rw, f, "%d ops (fuse): %s", nm, prog.label);
-        } else {
-            /* each output's readers get a view of its row */
-            for (int k = 0; k < prog.n_out; k++) {
-                weft_node mk = members[prog.out_ins[k]];
-                weft_node v = weft_reshape(rw->dst, weft_slice(rw->dst, f, 0, k, k + 1), s->nodes[mk].shape);
-                weft_rw_stamp(rw, v, mk);
-                rw->map[mk] = v;
-            }
-            weft_rw_note(rw, f, "%d ops, %d outputs (fuse): %s", nm, prog.n_out, prog.label);
-        }
-        rw->changes += nm - 1;
+        emit(rw, root_of, coff, cons, members, nm, NULL, 0, i, s->nodes[i].shape);
     }
-    free(root_of); free(inside); free(stack); free(members); free(next); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(coff); free(cons);
     return WEFT_OK;
 oom:
-    free(root_of); free(inside); free(stack); free(members); free(next); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(coff); free(cons);
     return weft_error(WEFT_ERR_NOMEM, "fuse: out of memory");
 }

@@ -3,7 +3,6 @@
  * one pass over memory replaces one per op.  The arithmetic comes from the
  * same expression table as the single-op kernels. */
 #include <math.h>
-#include <string.h>
 
 #include "fastmath.h"
 #include "op.h"
@@ -31,17 +30,13 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
             if (v >= n || (v < 0 && -1 - v >= j))
                 return weft_error(WEFT_ERR_GRAPH, "fused instruction %d reads an undefined operand", j);
         }
-    if (p->n_out > WEFT_FUSED_MAX_OUT || (p->n_out >= 2 && attr->shape.ndim >= WEFT_MAX_DIMS))
+    if (p->n_out > WEFT_FUSED_MAX_OUT || (p->n_out >= 2 && attr->shape.ndim < 1))
         return weft_error(WEFT_ERR_GRAPH, "fused region has too many outputs");
     for (int k = 0; k < p->n_out; k++)
         if (p->out_ins[k] < 0 || p->out_ins[k] >= p->n_instr)
             return weft_error(WEFT_ERR_GRAPH, "fused output %d names no instruction", k);
     *shape = attr->shape;
-    if (p->n_out >= 2) { /* the outputs stacked on a new leading axis */
-        memmove(shape->dim + 1, shape->dim, (size_t)shape->ndim * sizeof shape->dim[0]);
-        shape->dim[0] = p->n_out;
-        shape->ndim++;
-    }
+    if (p->n_out >= 2) shape->dim[shape->ndim - 1] *= p->n_out; /* side by side */
     *dtype = attr->dtype;
     return WEFT_OK;
 }
@@ -90,13 +85,13 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
     } while (0)
 
 /* Rows of the region's shape S, split among the threads; each row in
- * chunks.  Output k is row k of a multi-output node's [n_out, S...] (each
- * contiguous), or the node itself (rows may be strided: placed in a concat). */
+ * chunks.  Output k is columns [k D, (k+1) D) of the node's rows (rows may
+ * be strided: the node may be placed in a concat). */
 #define FUSED_LOOP()                                                          \
     do {                                                                       \
         weft_iter4 it[WEFT_FUSED_MAX_INPUTS];                                  \
         for (int k = 0; k < n; k++) it[k] = weft_iter4_of(&in[k], &S);         \
-        const weft_iter4 io = weft_iter4_of(&out0, &S);                        \
+        const weft_iter4 io = weft_iter4_of(out, &out->shape);                 \
         const int64_t D = S.ndim ? S.dim[S.ndim - 1] : 1;                      \
         const int64_t rows = weft_shape_numel(S) / D;                          \
         _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
@@ -127,7 +122,7 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                 }                                                              \
                 for (int q = 0; q < prog->n_instr; q++) res[q] = tmp + q * CHUNK; \
                 for (int k = 0; k < n_out; k++)                                \
-                    res[out_ins[k]] = (T *)out->data + k * plane + orow + j0;  \
+                    res[out_ins[k]] = (T *)out->data + orow + k * D + j0;      \
                 RUN_CHUNK();                                                   \
             }                                                                  \
         }                                                                      \
@@ -140,14 +135,6 @@ WEFT_KERNEL_CLONES weft_status weft_fused_kernel(weft_tensor *out, const weft_te
     int n_out = prog->n_out >= 2 ? prog->n_out : 1;
     int16_t last = (int16_t)(prog->n_instr - 1);
     const int16_t *out_ins = prog->n_out >= 2 ? prog->out_ins : &last;
-    /* output 0's layout: the node itself, or its first (contiguous) row */
-    weft_tensor out0 = *out;
-    int64_t plane = 0;
-    if (n_out >= 2) {
-        out0.shape = S;
-        weft_tensor_contiguous_strides(&S, out0.stride);
-        plane = weft_shape_numel(S);
-    }
     if (out->dtype == WEFT_F32) {
         typedef float T;
         FUSED_LOOP();
