@@ -114,13 +114,26 @@ def torch_child(row, iters, threads, blis_threads, eager):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def child(a):
+    import resource
     import torch
     torch.set_num_threads(a.threads)
     cell, T, B, I, H = ROWS[a.child]
+    # Peak memory of the step: the process's peak RSS after the built-in's
+    # steps over its RSS before (torch imported, nothing built yet): the
+    # weights, inputs, activations and gradients.  weft's figure is its
+    # planned peak, which has the inputs, activations and gradients but not
+    # the weights (at most 8.4 MB, row 5).
+    before = rss_bytes()
     tb = torch_builtin(cell, T, B, I, H, a.iters)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     te = None if a.no_eager else torch_eager_cell(cell, T, B, I, H, a.iters)
-    print(json.dumps(dict(builtin=tb, eager=te, version=torch.__version__)))
+    print(json.dumps(dict(builtin=tb, eager=te, peak_bytes=peak, version=torch.__version__)))
 
 
 def main():
@@ -140,7 +153,7 @@ def main():
           f"'torch b1': BLIS_NUM_THREADS=1, as in the issue's figures)")
     print(f"{'cell':5} {'T':>4} {'B':>4} {'I':>4} {'H':>4} | {'weft':>7} {'GF/s':>6} {'compile':>7} | "
           f"{'torch':>7} {'eager':>7} {'torch b1':>8} | {'torch/weft':>10} {'eager/weft':>10} {'b1/weft':>7} | "
-          f"{'oneDNN est':>10} {'weft/oneDNN':>11}")
+          f"{'oneDNN est':>10} {'weft/oneDNN':>11} | {'weft MB':>7} {'torch MB':>8}")
     for i in (int(r) for r in a.rows.split(",")):
         cell, T, B, I, H = ROWS[i]
         w = weft(a.weft, cell, T, B, I, H, a.iters, a.threads)
@@ -151,12 +164,13 @@ def main():
         wm = w["ms_per_step"]
         row = dict(cell=cell, T=T, B=B, I=I, H=H, weft_ms=wm, weft_gflops=w["gflops"],
                    compile_ms=w["compile_ms"], peak_bytes=w["peak_bytes"], torch_ms=tb, torch_eager_ms=te,
-                   torch_blis1_ms=t1, onednn_est_ms=onednn)
+                   torch_blis1_ms=t1, onednn_est_ms=onednn, torch_peak_bytes=fair["peak_bytes"])
         results.append(row)
         nan = float("nan")
         print(f"{cell:5} {T:4} {B:4} {I:4} {H:4} | {wm:7.1f} {w['gflops']:6.1f} {w['compile_ms']:7.1f} | "
               f"{tb:7.1f} {te if te else nan:7.1f} {t1:8.1f} | {tb / wm:10.2f} "
-              f"{(te / wm) if te else nan:10.2f} {t1 / wm:7.2f} | {onednn:10.1f} {wm / onednn:11.2f}")
+              f"{(te / wm) if te else nan:10.2f} {t1 / wm:7.2f} | {onednn:10.1f} {wm / onednn:11.2f} | "
+              f"{w['peak_bytes'] / 1e6:7.1f} {fair['peak_bytes'] / 1e6:8.1f}")
         sys.stdout.flush()
     if a.json:
         with open(a.json, "w") as f:

@@ -24,9 +24,13 @@ def main():
               [(f"without {p}", [f"--no-pass={p}"]) for p in PASSES]
     rows = [int(r) for r in a.rows.split(",")]
     best = {}
-    for _ in range(a.rounds):
+    for rnd in range(a.rounds):
         for r in rows:
-            for name, extra in configs:
+            weft(a.weft, *ROWS[r], 5, a.threads)  # warm-up
+            # each round starts the list at another place, so no configuration
+            # always runs first (or right after another row's)
+            shift = rnd * 5 % len(configs)
+            for name, extra in configs[shift:] + configs[:shift]:
                 j = weft(a.weft, *ROWS[r], 5, a.threads, extra)
                 k = (r, name)
                 if k not in best or j["ms_per_step"] < best[k]["ms_per_step"]:

@@ -52,7 +52,7 @@ typedef struct weft_node_rec {
  * operand -1-j is the result of instruction j.  The last result is the
  * node's value. */
 #define WEFT_FUSED_MAX_INSTR 48
-#define WEFT_FUSED_MAX_INPUTS 16
+#define WEFT_FUSED_MAX_INPUTS 24
 typedef struct weft_fused_instr {
     int16_t op;          /* an ELEMENTWISE op id */
     int16_t arg[3];

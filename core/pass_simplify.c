@@ -1,7 +1,12 @@
 /* Algebraic simplification: x*1, x+0, x-0, x/1, neg(neg x), identity views
  * (reshape/broadcast to the same shape, full slices, casts to the same
  * dtype, stop_gradient after autodiff), reshape chains, transpose chains,
- * and concats of consecutive slices of one tensor (which is that tensor). */
+ * concats of consecutive slices of one tensor (which is that tensor), and
+ * slices pushed through elementwise ops that only slices read:
+ * slice(a + b) = slice(a) + slice(b).  The last turns the gate
+ * pre-activations of a step (x W_ih^T + b_ih + h W_hh^T + b_hh, read as
+ * four gate slices) into per-gate sums that fusion puts in the gates'
+ * kernel, instead of a kernel of their own writing a buffer read once. */
 #include <string.h>
 
 #include "pass.h"
@@ -120,9 +125,41 @@ static weft_node concat_of_unit_reshapes(weft_rw *rw, weft_node i, const weft_no
     return out;
 }
 
+static int pushable(const weft_graph *g, weft_node e) {
+    const weft_node_rec *r = R(g, e);
+    return r->kind == WEFT_NODE_OP && (weft_ops[r->op].flags & WEFT_OPF_ELEMENTWISE) && r->op != WEFT_OP_cast;
+}
+
+/* slice(e, ax, s0, s1) of src node e, as e's op applied to slices of its
+ * inputs (an input broadcast along the axis is taken whole).  An input
+ * read by e alone is pushed through in turn, a few levels deep. */
+static weft_node push_slice(weft_rw *rw, weft_node e, int ax, int64_t s0, int64_t s1, weft_node like, int depth) {
+    const weft_graph *src = rw->src;
+    const weft_node_rec *r = R(src, e);
+    if (depth > 0 && (depth > 6 || !pushable(src, e) || rw->uses[e] != 1)) {
+        weft_attr a = {.i = {ax, s0, s1}};
+        weft_node m = rw->map[e];
+        return weft_rw_op(rw, like, WEFT_OP_slice, &m, 1, &a);
+    }
+    weft_node ins[3];
+    for (int k = 0; k < r->n_in && k < 3; k++) {
+        weft_node x = weft_in_of(src, e, k);
+        weft_shape xs = R(src, x)->shape;
+        int xa = ax - (r->shape.ndim - xs.ndim);
+        ins[k] = xa < 0 || xs.dim[xa] == 1 ? rw->map[x] : push_slice(rw, x, xa, s0, s1, like, depth + 1);
+    }
+    weft_attr a = r->attr;
+    return weft_rw_op(rw, like, r->op, ins, r->n_in, &a);
+}
+
 weft_status weft_pass_simplify(weft_rw *rw) {
     const weft_graph *src = rw->src;
     weft_graph *d = rw->dst;
+    int *slice_uses = calloc((size_t)src->n + 1, sizeof *slice_uses); /* readers that are slices */
+    if (!slice_uses) return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
+    for (int i = 0; i < src->n; i++)
+        if (rw->live[i] && src->nodes[i].kind == WEFT_NODE_OP && src->nodes[i].op == WEFT_OP_slice)
+            slice_uses[weft_in_of(src, i, 0)]++;
     for (int i = 0; i < src->n; i++) {
         const weft_node_rec *r = &src->nodes[i];
         if (r->kind != WEFT_NODE_OP) {
@@ -166,9 +203,13 @@ weft_status weft_pass_simplify(weft_rw *rw) {
                                                                  : weft_rw_op(rw, i, WEFT_OP_reshape, &base, 1, &at);
             }
             break;
-        case WEFT_OP_slice:
+        case WEFT_OP_slice: {
+            weft_node e = weft_in_of(src, i, 0);
             if (same_a) out = a;
+            else if (pushable(src, e) && R(src, e)->n_in <= 3 && slice_uses[e] == rw->uses[e])
+                out = push_slice(rw, e, (int)r->attr.i[0], r->attr.i[1], r->attr.i[2], i, 0);
             break;
+        }
         case WEFT_OP_transpose: {
             int ident = 1;
             for (int k = 0; k < r->shape.ndim; k++) ident &= r->attr.i[k] == k;
@@ -189,7 +230,10 @@ weft_status weft_pass_simplify(weft_rw *rw) {
         }
         case WEFT_OP_concat: {
             weft_node *in = malloc((size_t)r->n_in * sizeof *in);
-            if (!in) return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
+            if (!in) {
+                free(slice_uses);
+                return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
+            }
             for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, i, k);
             out = concat_of_slices(rw, i, in, r->n_in, (int)r->attr.i[0]);
             if (out == WEFT_NONE && (int)r->attr.i[0] == 0 && r->shape.ndim == 2)
@@ -208,5 +252,6 @@ weft_status weft_pass_simplify(weft_rw *rw) {
             rw->map[i] = weft_rw_copy(rw, i);
         }
     }
+    free(slice_uses);
     return WEFT_OK;
 }
