@@ -155,11 +155,26 @@ static weft_node push_slice(weft_rw *rw, weft_node e, int ax, int64_t s0, int64_
 weft_status weft_pass_simplify(weft_rw *rw) {
     const weft_graph *src = rw->src;
     weft_graph *d = rw->dst;
-    int *slice_uses = calloc((size_t)src->n + 1, sizeof *slice_uses); /* readers that are slices */
-    if (!slice_uses) return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
-    for (int i = 0; i < src->n; i++)
-        if (rw->live[i] && src->nodes[i].kind == WEFT_NODE_OP && src->nodes[i].op == WEFT_OP_slice)
-            slice_uses[weft_in_of(src, i, 0)]++;
+    /* slice_uses: readers that are slices; unfused: read by something other
+     * than an elementwise op of its own shape (a slice so read gains
+     * nothing from being pushed: its pieces would run as kernels of their
+     * own, one per slice, where one kernel ran before) */
+    int *slice_uses = calloc((size_t)src->n + 1, sizeof *slice_uses);
+    uint8_t *unfused = calloc((size_t)src->n + 1, 1);
+    if (!slice_uses || !unfused) {
+        free(slice_uses);
+        free(unfused);
+        return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
+    }
+    for (int i = 0; i < src->n; i++) {
+        const weft_node_rec *r = &src->nodes[i];
+        if (!rw->live[i] || r->kind != WEFT_NODE_OP) continue;
+        if (r->op == WEFT_OP_slice) slice_uses[weft_in_of(src, i, 0)]++;
+        for (int k = 0; k < r->n_in; k++) {
+            weft_node x = weft_in_of(src, i, k);
+            if (!pushable(src, i) || !weft_shape_eq(r->shape, src->nodes[x].shape)) unfused[x] = 1;
+        }
+    }
     for (int i = 0; i < src->n; i++) {
         const weft_node_rec *r = &src->nodes[i];
         if (r->kind != WEFT_NODE_OP) {
@@ -206,7 +221,7 @@ weft_status weft_pass_simplify(weft_rw *rw) {
         case WEFT_OP_slice: {
             weft_node e = weft_in_of(src, i, 0);
             if (same_a) out = a;
-            else if (pushable(src, e) && R(src, e)->n_in <= 3 && slice_uses[e] == rw->uses[e])
+            else if (pushable(src, e) && R(src, e)->n_in <= 3 && slice_uses[e] == rw->uses[e] && !unfused[i])
                 out = push_slice(rw, e, (int)r->attr.i[0], r->attr.i[1], r->attr.i[2], i, 0);
             break;
         }
@@ -232,6 +247,7 @@ weft_status weft_pass_simplify(weft_rw *rw) {
             weft_node *in = malloc((size_t)r->n_in * sizeof *in);
             if (!in) {
                 free(slice_uses);
+                free(unfused);
                 return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
             }
             for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, i, k);
@@ -253,5 +269,6 @@ weft_status weft_pass_simplify(weft_rw *rw) {
         }
     }
     free(slice_uses);
+    free(unfused);
     return WEFT_OK;
 }
