@@ -192,6 +192,42 @@ Test(compile, passes_batch_the_gemms) {
     model_free(&m);
 }
 
+/* What fusion makes of an LSTM step, counted in the compiled graph: each
+ * forward step's gate sums, nonlinearities and state update are one fused
+ * kernel with several outputs (the state and the activations the backward
+ * reads), and each backward step's gate gradients are one fused kernel that
+ * is the concat the GEMMs read.  No sigmoid or tanh runs on its own but the
+ * output gate's (h = o * tanh(c) is written straight into the output stack,
+ * so its region keeps one output). */
+Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
+    model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F64);
+    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
+    cr_assert(p, "%s", weft_last_error());
+    const weft_graph *g = weft_exec_graph(p);
+    int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0;
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
+        if (!op) continue;
+        if (!strcmp(op, "fused") && note && strstr(note, "outputs side by side: the concat")) concat_groups++;
+        else if (!strcmp(op, "fused") && note && strstr(note, "outputs (fuse)")) multi++;
+        lone_sigmoid += !strcmp(op, "sigmoid");
+        lone_tanh += !strcmp(op, "tanh");
+        /* [B, 4H] stacks of gate gradients left as copies */
+        concats_bwd += !strcmp(op, "concat") && weft_node_is_backward(g, i) && weft_node_shape(g, i).dim[0] == 3;
+    }
+    /* T = 5 steps: one multi-output kernel each (the last step's c is not
+     * read again, so it has fewer outputs, but still several) */
+    cr_assert_eq(multi, 5, "multi-output gate kernels: %d", multi);
+    /* backward steps 1..4 (h0 is zeros: step 0's dh is not needed, but its
+     * gate gradients are) */
+    cr_assert_eq(concat_groups, 5, "gate-gradient kernels: %d", concat_groups);
+    cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
+    cr_assert_leq(lone_sigmoid, 5, "sigmoids on their own: %d", lone_sigmoid);
+    cr_assert_eq(lone_tanh, 0, "tanh on their own: %d", lone_tanh);
+    weft_exec_free(p);
+    model_free(&m);
+}
+
 Test(compile, unknown_pass_is_an_error) {
     model m = rnn_model("rnn_tanh", 1, 0, 0, 0, WEFT_F64);
     const char *bad[] = {"no-such-pass"};
