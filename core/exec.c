@@ -28,6 +28,10 @@ struct weft_exec {
     weft_compile_report report;
     /* Inter-op parallelism (compiled executors): dependencies in CSR form. */
     int workers;
+    /* Auto mode: the first runs alternate with and without the workers and
+     * the faster stays (results are the same bitwise either way). */
+    int tune_left;         /* runs still to time; 0: decided */
+    double best_with, best_without;
     int *dep_off, *deps;
     uint8_t *done;
     double *profile;       /* ms per node of e->g, added on every run; NULL = off */
@@ -150,6 +154,16 @@ static double node_cost(const weft_graph *g, int i) {
     return n + 2000; /* plus a fixed cost per kernel call */
 }
 
+/* Auto mode sets the workers up from this estimated parallelism, then times
+ * WEFT_INTER_OP_TUNE_RUNS runs with them and as many without, alternating,
+ * and keeps the faster.  The estimate alone chose wrong: a 2-layer LSTM
+ * (1.7) and a 2-layer bidirectional one (3.7) ran 15-35% slower with the
+ * workers, since the layer above waits for the time-batched GEMM of the
+ * whole layer below, which then runs on one thread; one bidirectional layer
+ * (3.0) ran 25% faster. */
+#define WEFT_INTER_OP_MIN_PARALLELISM 1.3
+#define WEFT_INTER_OP_TUNE_RUNS 2
+
 /* Dependencies for the inter-op workers: each node's inputs, and for a node
  * writing storage the plan reuses, every reader of the storage's previous
  * value.  Workers are used when the graph's work-weighted parallelism
@@ -176,7 +190,7 @@ static weft_status setup_workers(weft_exec *e, int threads, int mode) {
         if (finish[i] > critical) critical = finish[i];
     }
     e->report.parallelism = critical > 0 ? total / critical : 1;
-    if (mode < 0 || threads < 2 || (mode == 0 && e->report.parallelism < 1.6)) {
+    if (mode < 0 || threads < 2 || (mode == 0 && e->report.parallelism < WEFT_INTER_OP_MIN_PARALLELISM)) {
         free(finish); free(rcount); free(roff);
         return WEFT_OK;
     }
@@ -215,6 +229,10 @@ static weft_status setup_workers(weft_exec *e, int threads, int mode) {
     }
     if (!(e->done = calloc((size_t)N + 1, 1))) goto oom;
     e->workers = threads;
+    if (mode == 0) { /* auto: measure which is faster (see weft_exec_run) */
+        e->tune_left = 2 * WEFT_INTER_OP_TUNE_RUNS;
+        e->best_with = e->best_without = INFINITY;
+    }
     free(finish); free(rcount); free(roff); free(rlist);
     return WEFT_OK;
 oom:
@@ -394,9 +412,18 @@ weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node
     return WEFT_OK;
 }
 
+static double mono_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
 weft_status weft_exec_run(weft_exec *e) {
     weft_kctx ctx = {.counter = e->counter, .g = e->g};
-    if (e->workers > 1 && !e->on_ready && !e->profile) {
+    int tuning = e->tune_left > 0 && e->workers > 1 && !e->on_ready && !e->profile;
+    int with = e->workers > 1 && !e->on_ready && !e->profile && (!tuning || e->tune_left % 2 == 0);
+    double t0 = tuning ? mono_ms() : 0;
+    if (with) {
         weft_status s = run_workers(e, &ctx);
         if (s) return s;
     } else {
@@ -407,6 +434,14 @@ weft_status weft_exec_run(weft_exec *e) {
             if (e->on_ready)
                 for (int q = e->ready_off[i]; q < e->ready_off[i + 1]; q++)
                     e->on_ready(e->on_ready_ctx, e->ready_ids[q]);
+        }
+    }
+    if (tuning) {
+        double t = mono_ms() - t0, *best = with ? &e->best_with : &e->best_without;
+        if (t < *best) *best = t;
+        if (--e->tune_left == 0 && e->best_without < e->best_with) {
+            e->workers = 0; /* the kernels share the threads from now on */
+            e->report.workers = 0;
         }
     }
     e->counter++;

@@ -153,6 +153,40 @@ Test(compile, inter_op_workers_match_the_reference) {
     weft_set_threads(0);
 }
 
+/* Auto mode times its first runs with and without the workers and keeps
+ * the faster: every run, before and after the choice, gives the same bits. */
+Test(compile, auto_inter_op_choice_keeps_the_bits) {
+    weft_set_threads(2);
+    model m = rnn_model("lstm", 2, 1, 0, 0, WEFT_F32);
+    weft_compile_options o = {.inter_op = 0};
+    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, &o);
+    cr_assert(p, "%s", weft_last_error());
+    cr_assert_gt(weft_exec_report(p)->workers, 1, "a bidirectional model starts with the workers");
+    for (int k = 0; k < m.n_feeds; k++) cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK);
+    float *first[64] = {0};
+    for (int run = 0; run < 8; run++) {
+        cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
+        for (int k = 0; k < m.n_outs; k++) {
+            weft_tensor t;
+            weft_exec_value(p, m.outs[k], &t);
+            int64_t n = weft_shape_numel(t.shape);
+            if (!run) {
+                first[k] = malloc((size_t)n * sizeof *first[k]);
+                weft_exec_read(p, m.outs[k], first[k], (size_t)n * sizeof *first[k]);
+                continue;
+            }
+            float *now = malloc((size_t)n * sizeof *now);
+            weft_exec_read(p, m.outs[k], now, (size_t)n * sizeof *now);
+            cr_assert(!memcmp(now, first[k], (size_t)n * sizeof *now), "run %d, output %d differs", run, k);
+            free(now);
+        }
+    }
+    for (int k = 0; k < m.n_outs; k++) free(first[k]);
+    weft_exec_free(p);
+    model_free(&m);
+    weft_set_threads(0);
+}
+
 Test(compile, f32_within_1e5) {
     for (int c = 0; c < 5; c++) {
         model m = rnn_model(cells[c], 2, 1, 1, 0, WEFT_F32);

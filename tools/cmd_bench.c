@@ -186,7 +186,7 @@ int weft_cmd_bench(int argc, char **argv) {
     }
     if (weft_exec_feed(p, x, xd, nx * es) || weft_exec_feed(p, go, gd, ng * es)) goto fail_data;
     double *ms = malloc((size_t)iters * sizeof *ms), *cpu = malloc((size_t)iters * sizeof *cpu);
-    for (int k = 0; k < 2; k++) /* warm-up */
+    for (int k = 0; k < 4; k++) /* warm-up (in auto inter-op mode, also the runs that choose) */
         if (weft_exec_run(p)) goto fail_ms;
     for (int k = 0; k < iters; k++) {
         double t0 = now_ms(), c0 = cpu_ms();
