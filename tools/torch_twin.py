@@ -17,10 +17,17 @@ import math
 import os
 import re
 import string
+import sys
 import time
 
-import torch
-import torch.nn as nn
+# torch.set_num_threads() does not reach BLIS, which PyTorch calls for its
+# GEMMs: BLIS reads BLIS_NUM_THREADS when it loads (unset: one thread).  So
+# give it the --threads count (default 2) before torch is imported.
+_t = [sys.argv[i + 1] for i, x in enumerate(sys.argv[:-1]) if x == "--threads"]
+os.environ.setdefault("BLIS_NUM_THREADS", _t[-1] if _t else "2")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 FORTUNES = "/usr/share/games/fortunes"
 CLASSES = ["computers", "politics", "science", "songs-poems"]
