@@ -50,7 +50,7 @@ weft_status weft_pass_schedule(weft_rw *rw) {
     /* level: as late as possible, or for an unread node as early as its
      * inputs' levels allow (still after every one of them) */
     for (int i = 0; i < n; i++) {
-        if (rw->uses[i]) {
+        if (height[i] > 0 || s->nodes[i].kind != WEFT_NODE_OP) { /* read by another node (outputs count as uses, not readers) */
             order[i] = (item){deepest - height[i], i};
             continue;
         }

@@ -67,10 +67,10 @@ static int print_profile(weft_exec *p, int iters) {
             snprintf(key, sizeof key, "matmul %lldx%lldx%lld%s", (long long)s.dim[0], (long long)kk,
                      (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "");
         } else {
-            int len = snprintf(key, sizeof key, "%s [", op);
-            for (int d = 0; d < s.ndim && len < (int)sizeof key - 16; d++)
-                len += snprintf(key + len, sizeof key - (size_t)len, d ? ",%lld" : "%lld", (long long)s.dim[d]);
-            snprintf(key + len, sizeof key - (size_t)len, "]%s", weft_node_is_backward(g, i) ? " (bwd)" : "");
+            char dims[64] = "";
+            for (int d = 0, len = 0; d < s.ndim && len < (int)sizeof dims - 24; d++)
+                len += snprintf(dims + len, sizeof dims - (size_t)len, d ? ",%lld" : "%lld", (long long)s.dim[d]);
+            snprintf(key, sizeof key, "%.24s [%s]%s", op, dims, weft_node_is_backward(g, i) ? " (bwd)" : "");
         }
         int r = 0;
         while (r < nr && strcmp(rows[r].key, key)) r++;
@@ -186,7 +186,7 @@ int weft_cmd_bench(int argc, char **argv) {
     }
     if (weft_exec_feed(p, x, xd, nx * es) || weft_exec_feed(p, go, gd, ng * es)) goto fail_data;
     double *ms = malloc((size_t)iters * sizeof *ms), *cpu = malloc((size_t)iters * sizeof *cpu);
-    for (int k = 0; k < 4; k++) /* warm-up (in auto inter-op mode, also the runs that choose) */
+    for (int k = 0; k < 5; k++) /* warm-up (in auto inter-op mode, also the runs that choose) */
         if (weft_exec_run(p)) goto fail_ms;
     for (int k = 0; k < iters; k++) {
         double t0 = now_ms(), c0 = cpu_ms();
