@@ -19,6 +19,15 @@ static int fusible(const weft_graph *g, weft_node n) {
            (r->dtype == WEFT_F32 || r->dtype == WEFT_F64);
 }
 
+/* Add x to a set of at most WEFT_FUSED_MAX_INPUTS + 2 nodes (one past the
+ * limit is enough to know it is exceeded); the new count. */
+static int add_input(weft_node *set, int n, weft_node x) {
+    for (int q = 0; q < n; q++)
+        if (set[q] == x) return n;
+    if (n < WEFT_FUSED_MAX_INPUTS + 2) set[n++] = x;
+    return n;
+}
+
 static int reads_into_concat(const weft_graph *s, const int *coff, const weft_node *cons, weft_node r) {
     for (int q = coff[r]; q < coff[r + 1]; q++)
         if (s->nodes[cons[q]].kind == WEFT_NODE_OP && s->nodes[cons[q]].op == WEFT_OP_concat) return 1;
@@ -142,8 +151,13 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         root_of[r] = r;
         next[r] = WEFT_NONE;
         weft_node tail = r;
-        int sp = 0, size = 1, inputs = 0, nt = 0, outs = 1;
+        int sp = 0, size = 1, nt = 0, outs = 1;
         int escapes = s->nodes[r].shape.ndim >= 1 && !reads_into_concat(s, coff, cons, r);
+        /* the region's distinct outside inputs so far, kept exact: a member
+         * joins only if the kernel can still take them all */
+        weft_node ins[WEFT_FUSED_MAX_INPUTS + 3];
+        int n_ins = 0;
+        for (int k = 0; k < s->nodes[r].n_in; k++) n_ins = add_input(ins, n_ins, weft_in_of(s, r, k));
         stack[sp++] = r;
         while (sp) {
             weft_node m = stack[--sp];
@@ -152,8 +166,18 @@ weft_status weft_pass_fuse(weft_rw *rw) {
                 if (root_of[p] == r) continue;
                 if (inside[p]++ == 0) members[nt++] = p; /* to reset: counts are per region */
                 int ok = fusible(s, p) && root_of[p] == WEFT_NONE && weft_shape_eq(s->nodes[p].shape, s->nodes[r].shape) &&
-                         s->nodes[p].dtype == s->nodes[r].dtype && size < WEFT_FUSED_MAX_INSTR &&
-                         inputs < WEFT_FUSED_MAX_INPUTS - 3;
+                         s->nodes[p].dtype == s->nodes[r].dtype && size < WEFT_FUSED_MAX_INSTR;
+                weft_node ins2[WEFT_FUSED_MAX_INPUTS + 3];
+                int n2 = 0;
+                if (ok) { /* the inputs with p inside: p's own inputs instead of p */
+                    for (int q = 0; q < n_ins; q++)
+                        if (ins[q] != p) ins2[n2++] = ins[q];
+                    for (int q = 0; q < s->nodes[p].n_in; q++) {
+                        weft_node y = weft_in_of(s, p, q);
+                        if (root_of[y] != r) n2 = add_input(ins2, n2, y);
+                    }
+                    ok = n2 <= WEFT_FUSED_MAX_INPUTS;
+                }
                 int escaping = ok && inside[p] < rw->uses[p];
                 if (escaping) { /* read outside too: only by nodes after the root */
                     ok = escapes && outs < WEFT_FUSED_MAX_OUT;
@@ -168,8 +192,8 @@ weft_status weft_pass_fuse(weft_rw *rw) {
                     size++;
                     outs += escaping;
                     stack[sp++] = p;
-                } else {
-                    inputs++;
+                    memcpy(ins, ins2, (size_t)n2 * sizeof *ins);
+                    n_ins = n2;
                 }
             }
         }
