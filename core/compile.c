@@ -301,7 +301,10 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         if (!s && rw.unchanged && (rw.dst->n || rw.changes))
             s = weft_error(WEFT_ERR_GRAPH, "the pass said 'unchanged' but emitted nodes");
         for (int q = 0; !s && !rw.unchanged && q < n; q++)
-            if (rw.map[outs[q]] == WEFT_NONE) s = weft_error(WEFT_ERR_GRAPH, "an output was dropped (node %d, %s)", outs[q], weft_ops[cur->nodes[outs[q]].op].name);
+            if (rw.map[outs[q]] == WEFT_NONE) {
+                char d[160];
+                s = weft_error(WEFT_ERR_GRAPH, "an output was dropped: %s", weft_node_desc(cur, outs[q], d, sizeof d));
+            }
         if (!s && !rw.unchanged && ((opt && opt->verify) || VERIFY_ALWAYS)) s = weft_graph_verify(rw.dst);
     fail_pass:
         if (s) {
