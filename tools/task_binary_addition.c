@@ -174,10 +174,11 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
             weft_feed f[2] = {{m.x, x, sizeof *x * BITS * (size_t)B * 2},
                               {m.y, y, sizeof *y * BITS * (size_t)B}};
             weft_train_result r;
-            if (weft_trainer_step(t, f, 2, &r)) rc = train_fail("step");
-            else progress_step(&pr, s + 1, r.loss, r.metrics[0], B);
-            if (!rc) rc = train_maybe_save(t, o, 0);
-            if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
+            if (weft_trainer_step(t, f, 2, &r)) {
+                rc = train_fail("step");
+                break;
+            }
+            if (train_after_step(t, o, &pr, s + 1, &r, B, &rc)) break;
         }
         weft_trainer_end_epoch(t);
         weft_tensor pv;
@@ -193,9 +194,7 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
             right += ok;
         }
         acc = (double)right / PAIRS;
-        sum->train_loss = progress_loss(&pr);
-        train_csv_row(o, ep + 1, weft_trainer_steps(t), sum->train_loss, all_loss, "accuracy",
-                      acc, weft_trainer_lr(t));
+        train_epoch_row(t, o, ep + 1, &pr, all_loss, "accuracy", acc, sum);
         if (!o->quiet) {
             printf("epoch %d/%d, step %lld: train loss %.4f, bits right %.4f\n", ep + 1, epochs,
                    (long long)weft_trainer_steps(t), sum->train_loss, progress_metric(&pr));
@@ -206,13 +205,9 @@ int task_binary_addition(const train_opts *o, train_summary *sum) {
                                   (long long)weft_trainer_steps(t));
             break;
         }
-        if (train_should_stop(o, &stop, ep + 1, all_loss)) break;
-        if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
+        if (train_epoch_stop(t, o, &stop, ep + 1, all_loss)) break;
     }
-    if (!rc) rc = train_maybe_save(t, o, 1);
-    sum->loss = all_loss;
-    sum->value = acc;
-    sum->steps = t ? weft_trainer_steps(t) : 0;
+    rc = train_finish(t, o, rc, all_loss, acc, sum);
     weft_exec_free(score);
     weft_trainer_free(t);
     free(x), free(y), free(a), free(b);

@@ -214,9 +214,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
                 rc = train_fail("step");
                 break;
             }
-            progress_step(&pr, s + 1, r.loss, r.metrics[0], (int64_t)B * T);
-            rc = train_maybe_save(t, o, 0);
-            if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) {
+            if (train_after_step(t, o, &pr, s + 1, &r, (int64_t)B * T, &rc)) {
                 s++;
                 break;
             }
@@ -232,9 +230,7 @@ int task_charlm(const train_opts *o, train_summary *sum) {
         snprintf(extra, sizeof extra, "held-out: loss %.4f, %.4f bits per character (%lld "
                  "windows)", vloss, vbpc, (long long)(nb * B));
         progress_end(&pr, extra);
-        sum->train_loss = progress_loss(&pr);
-        train_csv_row(o, ep + 1, weft_trainer_steps(t), sum->train_loss, vloss, "bpc", vbpc,
-                      weft_trainer_lr(t));
+        train_epoch_row(t, o, ep + 1, &pr, vloss, "bpc", vbpc, sum);
         if (!o->quiet) {
             weft_rng sr = weft_rng_make(o->seed + (uint64_t)ep);
             const char *prime = c.id['T'] >= 0 && c.id['h'] >= 0 && c.id['e'] >= 0 &&
@@ -243,13 +239,9 @@ int task_charlm(const train_opts *o, train_summary *sum) {
             if (charlm_sample(&m, &c, prime, 80, 0.5, &sr, stdout)) rc = train_fail("sample");
             printf("\n");
         }
-        if (!rc && train_should_stop(o, &stop, ep + 1, vloss)) break;
-        if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
+        if (rc || train_epoch_stop(t, o, &stop, ep + 1, vloss)) break;
     }
-    if (!rc) rc = train_maybe_save(t, o, 1);
-    sum->loss = vloss;
-    sum->value = vbpc;
-    sum->steps = t ? weft_trainer_steps(t) : 0;
+    rc = train_finish(t, o, rc, vloss, vbpc, sum);
     free(tok);
     free(tgt);
     weft_trainer_free(t);

@@ -343,9 +343,7 @@ int task_topic(const train_opts *o, train_summary *sum) {
                 rc = train_fail("step");
                 break;
             }
-            progress_step(&pr, s + 1, r.loss, r.metrics[0], cnt);
-            rc = train_maybe_save(t, o, 0);
-            if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) {
+            if (train_after_step(t, o, &pr, s + 1, &r, cnt, &rc)) {
                 s++;
                 break;
             }
@@ -361,16 +359,10 @@ int task_topic(const train_opts *o, train_summary *sum) {
         snprintf(extra, sizeof extra, "test: loss %.4f, accuracy %.4f (%d cookies)", vloss,
                  vacc, test.n);
         progress_end(&pr, extra);
-        sum->train_loss = progress_loss(&pr);
-        train_csv_row(o, ep + 1, weft_trainer_steps(t), sum->train_loss, vloss, "accuracy",
-                      vacc, weft_trainer_lr(t));
-        if (train_should_stop(o, &stop, ep + 1, vloss)) break;
-        if (o->max_steps && weft_trainer_steps(t) >= o->max_steps) break;
+        train_epoch_row(t, o, ep + 1, &pr, vloss, "accuracy", vacc, sum);
+        if (train_epoch_stop(t, o, &stop, ep + 1, vloss)) break;
     }
-    if (!rc) rc = train_maybe_save(t, o, 1);
-    sum->loss = vloss;
-    sum->value = vacc;
-    sum->steps = t ? weft_trainer_steps(t) : 0;
+    rc = train_finish(t, o, rc, vloss, vacc, sum);
     free(tok), free(lab), free(w), free(order);
     free_buckets(&btr, m.nheads);
     free_buckets(&bte, m.nheads);

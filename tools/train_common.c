@@ -285,6 +285,37 @@ int train_should_stop(const train_opts *o, train_stopper *st, int epoch, double 
     return 1;
 }
 
+static int reached_max_steps(weft_trainer *t, const train_opts *o) {
+    return o->max_steps && weft_trainer_steps(t) >= o->max_steps;
+}
+
+int train_after_step(weft_trainer *t, const train_opts *o, progress *pr, int64_t step,
+                     const weft_train_result *r, int64_t items, int *rc) {
+    progress_step(pr, step, r->loss, r->metrics[0], items);
+    *rc = train_maybe_save(t, o, 0);
+    return reached_max_steps(t, o);
+}
+
+void train_epoch_row(weft_trainer *t, const train_opts *o, int epoch, const progress *pr, double val_loss,
+                     const char *metric, double val_metric, train_summary *sum) {
+    sum->train_loss = progress_loss(pr);
+    train_csv_row(o, epoch, weft_trainer_steps(t), sum->train_loss, val_loss, metric, val_metric,
+                  weft_trainer_lr(t));
+}
+
+int train_epoch_stop(weft_trainer *t, const train_opts *o, train_stopper *st, int epoch, double val_loss) {
+    return train_should_stop(o, st, epoch, val_loss) || reached_max_steps(t, o);
+}
+
+int train_finish(weft_trainer *t, const train_opts *o, int rc, double val_loss, double val_metric,
+                 train_summary *sum) {
+    if (!rc) rc = train_maybe_save(t, o, 1);
+    sum->loss = val_loss;
+    sum->value = val_metric;
+    sum->steps = t ? weft_trainer_steps(t) : 0;
+    return rc;
+}
+
 /* the curves of this run, for --plot */
 static struct {
     int n, cap;

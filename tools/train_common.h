@@ -140,6 +140,22 @@ typedef struct train_stopper {
 } train_stopper;
 int train_should_stop(const train_opts *o, train_stopper *st, int epoch, double val_loss);
 
+/* The pieces of every task's epoch loop.  After a step that succeeded:
+ * its progress, the periodic checkpoint (a failure goes to *rc), and 1 when
+ * --max-steps is reached. */
+int train_after_step(weft_trainer *t, const train_opts *o, progress *pr, int64_t step,
+                     const weft_train_result *r, int64_t items, int *rc);
+/* After an epoch's evaluation: the epoch's training loss into sum, and its
+ * CSV row and plot point. */
+void train_epoch_row(weft_trainer *t, const train_opts *o, int epoch, const progress *pr, double val_loss,
+                     const char *metric, double val_metric, train_summary *sum);
+/* Then 1 when training should stop: early stopping, or --max-steps. */
+int train_epoch_stop(weft_trainer *t, const train_opts *o, train_stopper *st, int epoch, double val_loss);
+/* At the end: the final checkpoint when all went well, and the summary's
+ * held-out figures and steps.  Returns the exit code. */
+int train_finish(weft_trainer *t, const train_opts *o, int rc, double val_loss, double val_metric,
+                 train_summary *sum);
+
 /* Records one epoch for --plot; train_plot_write draws them (at the end). */
 void train_plot_add(const train_opts *o, int epoch, double train_loss, double val_loss,
                     const char *metric, double val_metric);
