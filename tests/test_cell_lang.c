@@ -704,12 +704,7 @@ Test(cell_lang, cell_files_match_pytorch, .timeout = 600) {
         snprintf(cpath, sizeof cpath, "%s/%s.cell", CELLS_DIR, cell);
         weft_cell *c = weft_cell_load(cpath);
         cr_assert(c, "%s", weft_last_error());
-        weft_rnn_config cfg = weft_rnn_config_default(atoll(weft_st_metadata(x, "input_size")),
-                                                      atoll(weft_st_metadata(x, "hidden_size")));
-        cfg.num_layers = atoi(weft_st_metadata(x, "num_layers"));
-        cfg.bidirectional = !strcmp(weft_st_metadata(x, "bidirectional"), "true");
-        cfg.bias = !strcmp(weft_st_metadata(x, "bias"), "true");
-        cfg.dtype = strcmp(weft_st_metadata(x, "dtype"), "f64") ? WEFT_F32 : WEFT_F64;
+        weft_rnn_config cfg = fx_rnn_config(x);
         weft_st_writer *out = weft_st_writer_new();
         cr_assert_eq(weft_rnn_run_files(c, &cfg, w, wpath, x, xpath, out), WEFT_OK, "%s: %s", *cs,
                      weft_last_error());

@@ -12,16 +12,6 @@
 #define RNN_DIR WEFT_SOURCE_DIR "/tests/fixtures/rnn"
 
 
-static weft_rnn_config config_of(const weft_st_file *f) {
-    weft_rnn_config c = weft_rnn_config_default(atoll(fx_meta(f, "input_size")),
-                                                atoll(fx_meta(f, "hidden_size")));
-    c.num_layers = atoi(fx_meta(f, "num_layers"));
-    c.bidirectional = !strcmp(fx_meta(f, "bidirectional"), "true");
-    c.bias = !strcmp(fx_meta(f, "bias"), "true");
-    c.dtype = strcmp(fx_meta(f, "dtype"), "f64") ? WEFT_F32 : WEFT_F64;
-    return c;
-}
-
 static void open_case(const char *name, weft_st_file **w, weft_st_file **x, char *wpath,
                       char *xpath) {
     snprintf(wpath, 4096, "%s/%s.weights.safetensors", RNN_DIR, name);
@@ -37,7 +27,7 @@ static int check_case(const char *name, int from_file, int *compared) {
     char wpath[4096], xpath[4096], opath[4096];
     weft_st_file *w, *x, *got;
     open_case(name, &w, &x, wpath, xpath);
-    weft_rnn_config cfg = config_of(x);
+    weft_rnn_config cfg = fx_rnn_config(x);
     char cell_path[4096];
     snprintf(cell_path, sizeof cell_path, "%s/cells/%s.cell", WEFT_SOURCE_DIR, fx_meta(x, "cell"));
     weft_cell *cell = weft_cell_get(from_file ? cell_path : fx_meta(x, "cell"));
@@ -117,7 +107,7 @@ Test(rnn_parity, wrong_weights_are_named) {
     char wpath[4096], xpath[4096];
     weft_st_file *w, *x;
     open_case("lstm_L1_uni_f64", &w, &x, wpath, xpath);
-    weft_rnn_config cfg = config_of(x);
+    weft_rnn_config cfg = fx_rnn_config(x);
     cfg.hidden_size += 1; /* the file's weights are now the wrong shape */
     weft_cell *cell = weft_cell_get("lstm");
     weft_st_writer *out = weft_st_writer_new();
@@ -129,7 +119,7 @@ Test(rnn_parity, wrong_weights_are_named) {
 
     /* the wrong cell: GRU weights are [3H, I], an LSTM wants [4H, I] */
     weft_cell_free(cell);
-    cfg = config_of(x);
+    cfg = fx_rnn_config(x);
     cell = weft_cell_get("gru");
     s = weft_rnn_run_files(cell, &cfg, w, wpath, x, xpath, out);
     cr_assert_neq(s, WEFT_OK);
@@ -137,7 +127,7 @@ Test(rnn_parity, wrong_weights_are_named) {
 
     /* a dtype mismatch between the run and the inputs */
     weft_cell_free(cell);
-    cfg = config_of(x);
+    cfg = fx_rnn_config(x);
     cfg.dtype = WEFT_F32;
     cell = weft_cell_get("lstm");
     s = weft_rnn_run_files(cell, &cfg, w, wpath, x, xpath, out);

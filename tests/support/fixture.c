@@ -81,3 +81,13 @@ const char *fx_meta(const weft_st_file *f, const char *key) {
     cr_assert(v, "fixture metadata '%s' missing", key);
     return v;
 }
+
+weft_rnn_config fx_rnn_config(const weft_st_file *f) {
+    weft_rnn_config c = weft_rnn_config_default(atoll(fx_meta(f, "input_size")),
+                                                atoll(fx_meta(f, "hidden_size")));
+    c.num_layers = atoi(fx_meta(f, "num_layers"));
+    c.bidirectional = !strcmp(fx_meta(f, "bidirectional"), "true");
+    c.bias = !strcmp(fx_meta(f, "bias"), "true");
+    c.dtype = strcmp(fx_meta(f, "dtype"), "f64") ? WEFT_F32 : WEFT_F64;
+    return c;
+}

@@ -3,6 +3,7 @@
 #ifndef WEFT_TEST_FIXTURE_H
 #define WEFT_TEST_FIXTURE_H
 
+#include "weft/rnn.h"
 #include "weft/safetensors.h"
 #include "weft/weft.h"
 
@@ -21,6 +22,10 @@ int fx_close(const char *what, const double *got, const double *want, int64_t n,
 
 /* A __metadata__ value of a fixture; fails the current test if absent. */
 const char *fx_meta(const weft_st_file *f, const char *key);
+
+/* The RNN configuration a fixture's metadata describes (input_size,
+ * hidden_size, num_layers, bidirectional, bias, dtype). */
+weft_rnn_config fx_rnn_config(const weft_st_file *f);
 
 /* The case names listed in <dir>/cases.txt (NULL-terminated, malloc'd; free
  * with fx_free_cases).  NULL if the file cannot be read. */
