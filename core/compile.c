@@ -41,12 +41,6 @@ const char *const *weft_pass_names(void) {
     return names;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* ---------------------------------------------------------------- rewriter */
 
 void weft_rw_stamp(weft_rw *rw, weft_node made, weft_node n) {
@@ -197,7 +191,7 @@ static weft_status dump(const weft_graph *g, const char *dir, int k, const char 
 }
 
 weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, const weft_compile_options *opt) {
-    double t0 = now_ms();
+    double t0 = weft_now_ms();
     if (g->status) {
         weft_error(g->status, "compile: the graph has a build error: %s", g->error);
         return NULL;
@@ -268,7 +262,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             st->matmuls_after = st->matmuls_before;
             continue;
         }
-        double ts = now_ms();
+        double ts = weft_now_ms();
         weft_status s = WEFT_ERR_NOMEM;
         if (cur->n > cap || !rw.map) {
             int c = cur->n > cap ? cur->n + cur->n / 4 : cap;
@@ -318,7 +312,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             rw.dst = NULL;
             st->nodes_after = st->nodes_before;
             st->matmuls_after = st->matmuls_before;
-            st->ms = now_ms() - ts;
+            st->ms = weft_now_ms() - ts;
             continue;
         }
         for (int i = 0; i < g->n; i++)
@@ -330,7 +324,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         rw.dst = NULL;
         st->nodes_after = cur->n;
         st->matmuls_after = matmuls = weft_count_op(cur, WEFT_OP_matmul);
-        st->ms = now_ms() - ts;
+        st->ms = weft_now_ms() - ts;
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) goto fail_rw;
     }
     free(rw.map);
@@ -340,13 +334,13 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
     weft_graph_free(spare);
     if (opt && opt->threads) weft_set_threads(opt->threads);
     p->report.inter_op = opt ? opt->inter_op : 0;
-    p->report.compile_ms = now_ms() - t0;
+    p->report.compile_ms = weft_now_ms() - t0;
     e = weft_exec_adopt(cur, outputs, n, g, p->map, g->n, &p->report);
     if (!e) {
         weft_graph_free(cur);
         goto fail;
     }
-    ((weft_compile_report *)weft_exec_report(e))->compile_ms = now_ms() - t0; /* with the executor's setup */
+    ((weft_compile_report *)weft_exec_report(e))->compile_ms = weft_now_ms() - t0; /* with the executor's setup */
     free(outs);
     return e;
 fail_rw:

@@ -331,11 +331,9 @@ static weft_status run_node(weft_exec *e, int i, const weft_kctx *ctx) {
     if (e->plan.is_view[i]) {
         if (!def->view(&e->val[i], ins, &r->attr)) s = weft_error(WEFT_ERR_GRAPH, "a planned view is not a view");
     } else if (e->profile) {
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        double t0 = weft_now_ms();
         s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, ctx);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        e->profile[i] += (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+        e->profile[i] += weft_now_ms() - t0;
     } else {
         s = def->kernel(&e->val[i], ins, r->n_in, &r->attr, ctx);
     }
@@ -413,18 +411,12 @@ weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node
     return WEFT_OK;
 }
 
-static double mono_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 weft_status weft_exec_run(weft_exec *e) {
     weft_kctx ctx = {.counter = e->counter, .g = e->g};
     int tuning = e->tune_left > 0 && e->workers > 1 && !e->on_ready && !e->profile;
     int warm = tuning && e->tune_left == 2 * WEFT_INTER_OP_TUNE_RUNS + 1; /* page faults: not timed */
     int with = e->workers > 1 && !e->on_ready && !e->profile && (!tuning || (!warm && e->tune_left % 2 == 0));
-    double t0 = tuning ? mono_ms() : 0;
+    double t0 = tuning ? weft_now_ms() : 0;
     if (with) {
         weft_status s = run_workers(e, &ctx);
         if (s) return s;
@@ -439,7 +431,7 @@ weft_status weft_exec_run(weft_exec *e) {
         }
     }
     if (tuning) {
-        double t = mono_ms() - t0, *best = with ? &e->best_with : &e->best_without;
+        double t = weft_now_ms() - t0, *best = with ? &e->best_with : &e->best_without;
         if (!warm && t < *best) *best = t;
         if (--e->tune_left == 0 && e->best_without < e->best_with) {
             e->workers = 0; /* the kernels share the threads from now on */

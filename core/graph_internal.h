@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "weft/weft.h"
 
@@ -137,5 +138,12 @@ void weft_tensor_copy_to(const weft_tensor *t, void *dst);
 int weft_shape_broadcast(weft_shape a, weft_shape b, weft_shape *out);
 /* Normalise an axis against ndim; -1 when out of range. */
 int weft_axis(int axis, int ndim);
+
+/* Monotonic clock in milliseconds (compile times, profiles, timeouts). */
+static inline double weft_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 #endif
