@@ -29,6 +29,7 @@ static const struct {
     {"simplify", weft_pass_simplify},
     {"cse", weft_pass_cse},
     {"fuse", weft_pass_fuse},
+    {"pack", weft_pass_pack},
     {"dce", weft_pass_dce},
     {"schedule", weft_pass_schedule},
 };
@@ -134,6 +135,11 @@ int weft_count_op(const weft_graph *g, int op) {
     int c = 0;
     for (int i = 0; i < g->n; i++) c += g->nodes[i].kind == WEFT_NODE_OP && g->nodes[i].op == op;
     return c;
+}
+
+/* Matrix products, packed or not, for the report. */
+static int count_products(const weft_graph *g) {
+    return weft_count_op(g, WEFT_OP_matmul) + weft_count_op(g, WEFT_OP_matmul_packed);
 }
 
 int weft_is_fill(const weft_graph *g, weft_node n, double *value) {
@@ -251,7 +257,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
      * node record, every pass). */
     p->report.n_passes = N_PASSES;
     rw.src_owned_consts_copy = 1;
-    int matmuls = weft_count_op(cur, WEFT_OP_matmul); /* of cur */
+    int matmuls = count_products(cur); /* of cur */
     for (int k = 0; k < N_PASSES; k++) {
         weft_pass_stat *st = &p->report.pass[k];
         st->name = passes[k].name;
@@ -323,7 +329,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         cur = rw.dst;
         rw.dst = NULL;
         st->nodes_after = cur->n;
-        st->matmuls_after = matmuls = weft_count_op(cur, WEFT_OP_matmul);
+        st->matmuls_after = matmuls = count_products(cur);
         st->ms = weft_now_ms() - ts;
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) goto fail_rw;
     }

@@ -120,3 +120,185 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
     weft_node in[2] = {a, b};
     return weft_graph_add_op(g, WEFT_OP_matmul, in, 2, &at);
 }
+
+/* ---- Products against a pre-packed right operand ----
+ *
+ * BLIS packs B into NR-wide panels on every call.  A recurrent step's
+ * product [B, H] x [H, G*H] reads the same weights at each of T steps, and
+ * packing them was as slow as the product itself: on row 3's shapes
+ * [64x256]x[256x1024] BLIS ran at 75-87 GFLOP/s per call, the same
+ * micro-kernel on weights packed once at 150-190.  So (as oneDNN keeps its
+ * weights in a packed format) the compiler packs such a B once per run
+ * (pack_b) and the per-step products (matmul_packed) call BLIS's own
+ * micro-kernel on the panels.
+ *
+ * Layout of a packed B [K, N]: K in blocks of KC rows; in each block, the
+ * ceil(N/NR) panels one after another, each kc x NR, row by row, zero past
+ * column N.  The buffer starts at the first 64-byte boundary of the node's
+ * storage (the micro-kernel loads panels with aligned loads).
+ *
+ * Threads split the panels (the N axis): each thread writes whole output
+ * columns, and every output element is the same sequence of micro-kernel
+ * calls over the same KC blocks for any thread count — bitwise the same
+ * results with 1 or 2 threads.  Each thread keeps its share of the panels
+ * across steps (in its own L2 when it fits), and packs A itself (A is the
+ * small operand: one step's batch of rows). */
+
+typedef struct {
+    dim_t mr, nr, kc;
+    void_fp ukr;
+    cntx_t *cx;
+} gemm_geom;
+
+static gemm_geom geom_of(weft_dtype dt) {
+    num_t d = dt == WEFT_F32 ? BLIS_FLOAT : BLIS_DOUBLE;
+    cntx_t *cx = bli_gks_query_cntx();
+    gemm_geom g = {bli_cntx_get_blksz_def_dt(d, BLIS_MR, cx), bli_cntx_get_blksz_def_dt(d, BLIS_NR, cx),
+                   bli_cntx_get_blksz_def_dt(d, BLIS_KC, cx), bli_cntx_get_l3_nat_ukr_dt(d, BLIS_GEMM_UKR, cx), cx};
+    return g;
+}
+
+#define PACK_ALIGN 64
+
+/* Elements of a packed [K, N] operand, with the alignment slack. */
+static int64_t packed_numel(const gemm_geom *g, int64_t k, int64_t n, size_t es) {
+    return k * ((n + g->nr - 1) / g->nr) * g->nr + (int64_t)(PACK_ALIGN / es);
+}
+
+static void *packed_base(void *p) { return (void *)(((uintptr_t)p + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1)); }
+
+weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
+                              weft_shape *shape, weft_dtype *dtype) {
+    char b[160];
+    const weft_node_rec *B = weft_rec(g, in[0]);
+    weft_status s = weft_dtype_check_float(g, in[0]);
+    if (s) return s;
+    if (B->shape.ndim != 2)
+        return weft_error(WEFT_ERR_SHAPE, "pack_b: operand must be 2-D: %s", weft_node_desc(g, in[0], b, sizeof b));
+    int tb = attr->i[0] != 0;
+    gemm_geom gm = geom_of(B->dtype);
+    *shape = WEFT_SHAPE(packed_numel(&gm, B->shape.dim[tb], B->shape.dim[!tb], weft_dtype_size(B->dtype)));
+    *dtype = B->dtype;
+    return WEFT_OK;
+}
+
+/* Pack op(B) (element (k, j) at B[k*sk + j*sj]) panel by panel; the panels
+ * are shared among the threads. */
+#define PACK_B(T)                                                              \
+    do {                                                                       \
+        const T *B = in[0].data;                                               \
+        T *P = packed_base(out->data);                                         \
+        _Pragma("omp parallel for schedule(static) if (K * N >= WEFT_PAR_MIN_ELEMENTS && ctx->threads != 1)") \
+        for (int64_t j = 0; j < np; j++) {                                     \
+            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
+                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
+                T *q = P + p0 * np * gm.nr + j * kc * gm.nr;                   \
+                const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
+                for (int64_t k = 0; k < kc; k++, q += gm.nr) {                 \
+                    const T *b = B + (p0 + k) * sk + j * gm.nr * sj;           \
+                    for (int64_t r = 0; r < nr; r++) q[r] = b[r * sj];         \
+                    for (int64_t r = nr; r < gm.nr; r++) q[r] = 0;             \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+weft_status weft_pack_b_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
+                               const weft_kctx *ctx) {
+    (void)n;
+    int tb = attr->i[0] != 0;
+    gemm_geom gm = geom_of(out->dtype);
+    const int64_t K = in[0].shape.dim[tb], N = in[0].shape.dim[!tb], np = (N + gm.nr - 1) / gm.nr;
+    const int64_t sk = in[0].stride[tb], sj = in[0].stride[!tb];
+    if (out->dtype == WEFT_F32) PACK_B(float);
+    else PACK_B(double);
+    return WEFT_OK;
+}
+
+weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
+                                     weft_shape *shape, weft_dtype *dtype) {
+    char a[160], b[160];
+    const weft_node_rec *A = weft_rec(g, in[0]), *P = weft_rec(g, in[1]);
+    weft_status s;
+    if ((s = weft_dtype_check_float(g, in[0]))) return s;
+    if (A->dtype != P->dtype)
+        return weft_error(WEFT_ERR_DTYPE, "dtypes differ: %s and %s", weft_node_desc(g, in[0], a, sizeof a),
+                          weft_node_desc(g, in[1], b, sizeof b));
+    int ta = attr->i[0] != 0;
+    int64_t m = A->shape.ndim == 2 ? A->shape.dim[ta] : -1, k = A->shape.ndim == 2 ? A->shape.dim[!ta] : -1;
+    gemm_geom gm = geom_of(A->dtype);
+    if (m < 0 || P->shape.ndim != 1 || attr->i[2] <= 0 ||
+        P->shape.dim[0] != packed_numel(&gm, k, attr->i[2], weft_dtype_size(A->dtype)))
+        return weft_error(WEFT_ERR_SHAPE, "matmul_packed: %s%s does not fit the packed [%lld, %lld] operand %s",
+                          weft_node_desc(g, in[0], a, sizeof a), ta ? "^T" : "", (long long)k,
+                          (long long)attr->i[2], weft_node_desc(g, in[1], b, sizeof b));
+    *shape = WEFT_SHAPE(m, attr->i[2]);
+    *dtype = A->dtype;
+    return WEFT_OK;
+}
+
+/* The macro-kernel.  First the threads pack all of A together (MR-row
+ * panels, column by column, per KC block; A is the small operand, at most
+ * a few hundred rows), then each runs its NR-column panels of B against
+ * every row panel, KC block by KC block. */
+#define GEMM_PACKED(T, UKR_T)                                                  \
+    do {                                                                       \
+        const T *A = in[0].data, *P = packed_base(in[1].data);                 \
+        T *C = out->data;                                                      \
+        const UKR_T ukr = (UKR_T)gm.ukr;                                       \
+        T *ap = aligned_alloc(PACK_ALIGN, ((size_t)(mp * gm.mr * K) * sizeof(T) + PACK_ALIGN) & ~(size_t)(PACK_ALIGN - 1)); \
+        if (!ap) return weft_error(WEFT_ERR_NOMEM, "matmul_packed: out of memory for packing A"); \
+        _Pragma("omp parallel num_threads(nt)")                                \
+        {                                                                      \
+            const int t = omp_get_thread_num(), nth = omp_get_num_threads();   \
+            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
+                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
+                for (int64_t ip = mp * t / nth; ip < mp * (t + 1) / nth; ip++) { \
+                    const int64_t i = ip * gm.mr, mr = M - i < gm.mr ? M - i : gm.mr; \
+                    T *q = ap + p0 * mp * gm.mr + i * kc;                      \
+                    for (int64_t k = 0; k < kc; k++, q += gm.mr) {             \
+                        const T *a = A + i * si + (p0 + k) * sk;               \
+                        for (int64_t r = 0; r < mr; r++) q[r] = a[r * si];     \
+                        for (int64_t r = mr; r < gm.mr; r++) q[r] = 0;         \
+                    }                                                          \
+                }                                                              \
+            }                                                                  \
+            _Pragma("omp barrier")                                             \
+            T one = 1;                                                         \
+            auxinfo_t aux;                                                     \
+            memset(&aux, 0, sizeof aux);                                       \
+            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
+                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
+                const T *pa = ap + p0 * mp * gm.mr, *pb = P + p0 * np * gm.nr; \
+                T beta = p0 == 0 ? 0 : 1;                                      \
+                for (int64_t j = np * t / nth; j < np * (t + 1) / nth; j++) {   \
+                    const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
+                    T *b = (T *)pb + j * kc * gm.nr;                           \
+                    for (int64_t i = 0; i < M; i += gm.mr) {                   \
+                        const int64_t mr = M - i < gm.mr ? M - i : gm.mr;      \
+                        bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
+                        bli_auxinfo_set_next_b(i + gm.mr < M ? b : b + kc * gm.nr, &aux); \
+                        ukr(mr, nr, kc, &one, (T *)pa + i * kc, b, &beta, C + i * rsc + j * gm.nr * csc, \
+                            rsc, csc, &aux, gm.cx);                            \
+                    }                                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        free(ap);                                                              \
+    } while (0)
+
+weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
+                                      const weft_kctx *ctx) {
+    (void)n;
+    int ta = attr->i[0] != 0;
+    gemm_geom gm = geom_of(out->dtype);
+    const int64_t M = out->shape.dim[0], N = out->shape.dim[1], K = in[0].shape.dim[!ta];
+    const int64_t np = (N + gm.nr - 1) / gm.nr, mp = (M + gm.mr - 1) / gm.mr;
+    const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
+    const inc_t rsc = out->stride[0], csc = out->stride[1];
+    int nt = (ctx && ctx->threads == 1) || (double)M * (double)N * (double)K < WEFT_GEMM_PAR_MIN ? 1 : omp_get_max_threads();
+    if (nt > np) nt = (int)np;
+    if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft);
+    else GEMM_PACKED(double, dgemm_ukr_ft);
+    return WEFT_OK;
+}

@@ -272,6 +272,53 @@ Test(compile, unknown_pass_is_an_error) {
     model_free(&m);
 }
 
+/* Products against packed weights (pass "pack"): edges in every direction
+ * (13 rows: not a multiple of MR; 270 columns: not of NR; k = 300: two KC
+ * blocks), B read as is and transposed, A transposed, outputs written
+ * straight into a concat's columns; f64 and f32 against BLIS on the
+ * reference executor. */
+Test(compile, packed_products_match_blis) {
+    for (int f = 0; f < 2; f++) {
+        weft_dtype t = f ? WEFT_F32 : WEFT_F64;
+        model m = {0};
+        m.g = weft_graph_new();
+        weft_node w = tu_param(m.g, "w", t, S(270, 300), 1, 0.1, 1, 1);  /* used as w^T */
+        weft_node v = tu_param(m.g, "v", t, S(300, 270), 2, 0.1, 1, 1);  /* used as is */
+        weft_node x = weft_input(m.g, "x", t, S(3, 13, 300)), xt = weft_input(m.g, "xt", t, S(300, 13));
+        weft_node parts[4];
+        for (int s = 0; s < 3; s++) {
+            weft_node xs = weft_reshape(m.g, weft_slice(m.g, x, 0, s, s + 1), S(13, 300));
+            weft_node y = weft_add(m.g, weft_matmul(m.g, xs, w, 0, 1), weft_matmul(m.g, xs, v, 0, 0));
+            parts[s] = weft_tanh(m.g, y);
+        }
+        parts[3] = weft_matmul(m.g, xt, v, 1, 0);
+        weft_node both = weft_concat(m.g, (weft_node[]){weft_matmul(m.g, xt, w, 1, 1), parts[3]}, 2, 1);
+        for (int s = 0; s < 4; s++) m.outs[m.n_outs++] = parts[s];
+        m.outs[m.n_outs++] = both;
+        feed_random(&m, x, 5);
+        feed_random(&m, xt, 6);
+        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
+        cr_assert(p, "%s", weft_last_error());
+        const weft_graph *g = weft_exec_graph(p);
+        int packs = 0, packed = 0;
+        for (int i = 0; i < weft_graph_node_count(g); i++) {
+            const char *op = weft_node_op_name(g, i);
+            packs += op && !strcmp(op, "pack_b");
+            packed += op && !strcmp(op, "matmul_packed");
+        }
+        weft_exec_free(p);
+        /* w^T and v, each packed once; merge-gates joins x_s w^T and x_s v */
+        cr_assert_geq(packs, 1, "pack_b nodes: %d", packs);
+        cr_assert_geq(packed, 4, "matmul_packed nodes: %d", packed);
+        weft_compile_options o = {.verify = 1};
+        compare(&m, &o, f ? 1e-5 : 1e-12);
+        const char *off[] = {"pack"};
+        weft_compile_options o2 = {.verify = 1, .disable = off, .n_disable = 1};
+        compare(&m, &o2, f ? 1e-5 : 1e-12);
+        model_free(&m);
+    }
+}
+
 /* Random graphs: chains of random ops over a few parameters. */
 Test(compile, random_graphs) {
     for (int seed = 1; seed <= 40; seed++) {

@@ -58,13 +58,13 @@ static int print_profile(weft_exec *p, int iters) {
         weft_shape s = weft_node_shape(g, i);
         double fl = 0;
         const char *op = weft_node_op_name(g, i);
-        if (!strcmp(op, "matmul")) {
+        if (!strcmp(op, "matmul") || !strcmp(op, "matmul_packed")) {
             weft_node in[2];
             weft_node_inputs(g, i, in, 2);
             weft_shape a = weft_node_shape(g, in[0]);
             int64_t kk = a.dim[0] * a.dim[1] / s.dim[0]; /* A is [m, k] or [k, m] */
             fl = 2.0 * (double)s.dim[0] * (double)s.dim[1] * (double)kk;
-            snprintf(key, sizeof key, "matmul %lldx%lldx%lld%s", (long long)s.dim[0], (long long)kk,
+            snprintf(key, sizeof key, "%s %lldx%lldx%lld%s", op, (long long)s.dim[0], (long long)kk,
                      (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "");
         } else {
             char dims[64] = "";
