@@ -45,6 +45,8 @@ int main(void) {
         {"row 3: h W_hh^T per step", 64, 1024, 256, 0, 1},
         {"row 3: dG W_hh per step", 64, 256, 1024, 0, 0},
         {"row 3: dG^T x, all steps", 1024, 256, 6400, 1, 0},
+        {"row 3: [dG^T x | dG^T h]", 1024, 512, 6400, 1, 0},
+        {"row 3: [x|h]^T dG", 512, 1024, 6400, 1, 0},
         {"row 3: x W_ih^T, all steps", 6400, 1024, 256, 0, 1},
         {"row 5: h W_hh^T per step", 16, 2048, 512, 0, 1},
         {"row 5: dG W_hh per step", 16, 512, 2048, 0, 0},

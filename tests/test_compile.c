@@ -319,6 +319,38 @@ Test(compile, packed_products_match_blis) {
     }
 }
 
+/* The packed product at the micro-kernel's edges: rows around MR (1, 5, 6,
+ * 7, 64), columns around NR past the pass's 256, depths around KC (1, 255,
+ * 256, 257, 600), every flag pair; f64 against BLIS. */
+Test(compile, packed_products_at_the_edges) {
+    static const int64_t Ms[] = {1, 5, 6, 7, 64}, Ns[] = {256, 257, 271}, Ks[] = {1, 255, 256, 257, 600};
+    int cases = 0;
+    for (int mi = 0; mi < 5; mi++)
+        for (int ni = 0; ni < 3; ni++)
+            for (int ki = 0; ki < 5; ki++) {
+                int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                int ta = (mi + ki) % 2, tb = (ni + ki + mi / 2) % 2;
+                model m = {0};
+                m.g = weft_graph_new();
+                weft_node w = tu_param(m.g, "w", WEFT_F64, tb ? S(N, K) : S(K, N), (uint64_t)(1 + cases), 0.1, 1, 1);
+                weft_node x = weft_input(m.g, "x", WEFT_F64, ta ? S(2, K, M) : S(2, M, K));
+                for (int s = 0; s < 2; s++) {
+                    weft_node xs = weft_reshape(m.g, weft_slice(m.g, x, 0, s, s + 1), ta ? S(K, M) : S(M, K));
+                    m.outs[m.n_outs++] = weft_matmul(m.g, xs, w, ta, tb);
+                }
+                feed_random(&m, x, (uint64_t)(7 + cases));
+                weft_compile_options o = {.verify = 1};
+                weft_compile_report rep = compare(&m, &o, 1e-12);
+                int packed = 0;
+                for (int k = 0; k < rep.n_passes; k++)
+                    packed += !strcmp(rep.pass[k].name, "pack") && rep.pass[k].changes == 2;
+                cr_assert_eq(packed, 1, "M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", (long long)M, (long long)N,
+                             (long long)K, ta, tb);
+                model_free(&m);
+                cases++;
+            }
+}
+
 /* Random graphs: chains of random ops over a few parameters. */
 Test(compile, random_graphs) {
     for (int seed = 1; seed <= 40; seed++) {
