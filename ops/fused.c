@@ -10,7 +10,11 @@
 
 #include "elementwise_ops.h"
 
-#define CHUNK 128
+/* Elements of a row per pass of the instruction list.  256 against 128:
+ * rows 1, 3, 4 of the issue's table 1-2% faster (best of 5 alternating
+ * rounds, bench/ab.py; 64 had been slower).  Scratch: WEFT_FUSED_MAX_INSTR
+ * rows of CHUNK on the kernel's stack, 96 KB in f64. */
+#define CHUNK 256
 
 weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
                              weft_shape *shape, weft_dtype *dtype) {
