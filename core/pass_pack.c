@@ -18,7 +18,7 @@
 
 static int small_product(const weft_graph *g, const uint8_t *live, weft_node i) {
     const weft_node_rec *r = &g->nodes[i];
-    if (!live[i] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_matmul) return 0;
+    if (!live[i] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_matmul || !weft_packed_gemm_ok(r->dtype)) return 0;
     const weft_node_rec *a = &g->nodes[weft_in_of(g, i, 0)];
     int64_t k = a->shape.dim[r->attr.i[0] ? 0 : 1];
     return r->shape.dim[0] <= WEFT_PACK_MAX_ROWS && r->shape.dim[0] > 0 && r->shape.dim[1] >= WEFT_PACK_MIN_COLS && k > 0;

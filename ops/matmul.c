@@ -9,8 +9,9 @@
 
 /* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
  * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are
- * set here.  Each thread owns the output elements it writes (BLIS does not
- * split the k loop), so results are bitwise the same for any count. */
+ * set here.  Each thread owns the output elements it writes (BLIS's
+ * conventional path does not split the k loop; its small-matrix path is
+ * off, see below), so results are bitwise the same for any count. */
 void weft_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
@@ -86,11 +87,17 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
      * waking and joining a second thread — on a shared machine that wait
      * can cost more than the product itself. */
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    rntm_t *rt = NULL;
-    if ((ctx && ctx->threads == 1) || (double)m * (double)nn * (double)k < WEFT_GEMM_PAR_MIN) {
+    if ((ctx && ctx->threads == 1) || (double)m * (double)nn * (double)k < WEFT_GEMM_PAR_MIN)
         bli_rntm_set_num_threads(1, &rntm);
-        rt = &rntm;
-    }
+    else
+        bli_rntm_set_num_threads(bli_thread_get_num_threads(), &rntm);
+    /* BLIS's small-matrix ("sup") path splits its work differently with 2
+     * threads than with 1 and then sums in another order: 84 of 1680 shapes
+     * gave other bits (1-1000 rows, 7-1024 columns, depth 3-1024, all flag
+     * pairs).  Its conventional path keeps each output element's sum order
+     * for any thread count, so weft always takes it. */
+    bli_rntm_set_l3_sup(FALSE, &rntm);
+    rntm_t *rt = &rntm;
     if (out->dtype == WEFT_F32) {
         float one = 1, zero = 0;
         bli_sgemm_ex(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
@@ -160,9 +167,22 @@ static gemm_geom geom_of(weft_dtype dt) {
 
 #define PACK_ALIGN 64
 
-/* Elements of a packed [K, N] operand, with the alignment slack. */
+/* Elements of a packed [K, N] operand, with the alignment slack and one
+ * panel row more: the micro-kernel loads the next row of B after its last
+ * (a guard page showed it reading 64 bytes past every panel). */
 static int64_t packed_numel(const gemm_geom *g, int64_t k, int64_t n, size_t es) {
-    return k * ((n + g->nr - 1) / g->nr) * g->nr + (int64_t)(PACK_ALIGN / es);
+    return k * ((n + g->nr - 1) / g->nr) * g->nr + (int64_t)(PACK_ALIGN / es) + g->nr;
+}
+
+/* The panel layout here uses the register block sizes (MR, NR) as panel
+ * widths; BLIS lays panels out by its "max" sizes (PACKMR, PACKNR), equal
+ * on this machine's configuration.  Where they differ, no packing. */
+int weft_packed_gemm_ok(weft_dtype dt) {
+    num_t d = dt == WEFT_F32 ? BLIS_FLOAT : dt == WEFT_F64 ? BLIS_DOUBLE : BLIS_INT;
+    if (d == BLIS_INT) return 0;
+    cntx_t *cx = bli_gks_query_cntx();
+    return bli_cntx_get_blksz_def_dt(d, BLIS_MR, cx) == bli_cntx_get_blksz_max_dt(d, BLIS_MR, cx) &&
+           bli_cntx_get_blksz_def_dt(d, BLIS_NR, cx) == bli_cntx_get_blksz_max_dt(d, BLIS_NR, cx);
 }
 
 static void *packed_base(void *p) { return (void *)(((uintptr_t)p + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1)); }
@@ -188,7 +208,7 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
     do {                                                                       \
         const T *B = in[0].data;                                               \
         T *P = packed_base(out->data);                                         \
-        _Pragma("omp parallel for schedule(static) if (K * N >= WEFT_PAR_MIN_ELEMENTS && ctx->threads != 1)") \
+        _Pragma("omp parallel for schedule(static) if (K * N >= WEFT_PAR_MIN_ELEMENTS && !(ctx && ctx->threads == 1))") \
         for (int64_t j = 0; j < np; j++) {                                     \
             for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
@@ -226,9 +246,14 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
                           weft_node_desc(g, in[1], b, sizeof b));
     int ta = attr->i[0] != 0;
     int64_t m = A->shape.ndim == 2 ? A->shape.dim[ta] : -1, k = A->shape.ndim == 2 ? A->shape.dim[!ta] : -1;
-    gemm_geom gm = geom_of(A->dtype);
-    if (m < 0 || P->shape.ndim != 1 || attr->i[2] <= 0 ||
-        P->shape.dim[0] != packed_numel(&gm, k, attr->i[2], weft_dtype_size(A->dtype)))
+    /* P must be a pack_b of a [k, N] operand (N = attr i[2]) */
+    int ok = m >= 0 && P->kind == WEFT_NODE_OP && P->op == WEFT_OP_pack_b;
+    if (ok) {
+        const weft_node_rec *B = weft_rec(g, weft_in_of(g, in[1], 0));
+        int tb = P->attr.i[0] != 0;
+        ok = B->shape.dim[tb] == k && B->shape.dim[!tb] == attr->i[2];
+    }
+    if (!ok)
         return weft_error(WEFT_ERR_SHAPE, "matmul_packed: %s%s does not fit the packed [%lld, %lld] operand %s",
                           weft_node_desc(g, in[0], a, sizeof a), ta ? "^T" : "", (long long)k,
                           (long long)attr->i[2], weft_node_desc(g, in[1], b, sizeof b));

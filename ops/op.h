@@ -88,6 +88,10 @@ weft_status weft_ops_check(void);
 #define WEFT_KERNEL_CLONES
 #endif
 
+/* Whether matmul_packed can run products of this dtype (ops/matmul.c):
+ * the pass `pack` asks before rewriting. */
+int weft_packed_gemm_ok(weft_dtype dt);
+
 /* Shape rules shared by op families (ops/shape_rules.c). */
 weft_status weft_infer_same_float(const weft_graph *g, const weft_node *in, int n,
                                   weft_attr *attr, weft_shape *shape, weft_dtype *dtype);

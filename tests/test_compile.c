@@ -351,6 +351,37 @@ Test(compile, packed_products_at_the_edges) {
             }
 }
 
+/* Plain BLIS products bitwise the same on 1 and 2 threads, at shapes where
+ * BLIS's small-matrix path gave other bits with 2 threads (weft turns that
+ * path off): [M x K] x [257 x K]^T and [M x K] x [7 x K]^T. */
+Test(compile, blis_products_same_bits_on_one_and_two_threads) {
+    static const int64_t shapes[][3] = {{128, 257, 100}, {257, 257, 60}, {512, 257, 128}, {512, 7, 1024}, {1000, 7, 300}};
+    for (int c = 0; c < 5; c++) {
+        int64_t M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        weft_graph *g = weft_graph_new();
+        weft_node w = tu_param(g, "w", WEFT_F32, S(N, K), (uint64_t)(3 + c), 0.5, 1, 1);
+        weft_node a = tu_param(g, "a", WEFT_F32, S(M, K), (uint64_t)(9 + c), 0.5, 1, 1);
+        weft_node y = weft_matmul(g, a, w, 0, 1);
+        float *got[2];
+        for (int t = 0; t < 2; t++) {
+            weft_set_threads(t + 1);
+            weft_exec *e = weft_exec_compile(g, &y, 1, NULL);
+            cr_assert(e, "%s", weft_last_error());
+            cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+            got[t] = malloc((size_t)(M * N) * sizeof(float));
+            cr_assert_eq(weft_exec_read(e, y, got[t], (size_t)(M * N) * sizeof(float)), WEFT_OK);
+            weft_exec_free(e);
+        }
+        weft_set_threads(0);
+        cr_assert(!memcmp(got[0], got[1], (size_t)(M * N) * sizeof(float)),
+                  "[%lld x %lld] x [%lld x %lld]^T: 2 threads differ from 1", (long long)M, (long long)K, (long long)N,
+                  (long long)K);
+        free(got[0]);
+        free(got[1]);
+        weft_graph_free(g);
+    }
+}
+
 /* Random graphs: chains of random ops over a few parameters. */
 Test(compile, random_graphs) {
     for (int seed = 1; seed <= 40; seed++) {
