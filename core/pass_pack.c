@@ -10,8 +10,10 @@
  * amortises its own packing, and BLIS splits its rows among the threads. */
 #define WEFT_PACK_MAX_ROWS 512
 /* Narrower products stay with BLIS: with 8 panels of 16 columns or fewer,
- * two threads get too little each (measured [50x512]x[512x128] and
- * [128x384]x[384x128]: BLIS 114-185 GFLOP/s, packed 110-161). */
+ * two threads get too little each (alone, [50x512]x[512x128] and
+ * [128x384]x[384x128]: BLIS 114-185 GFLOP/s, packed 110-161; in the step,
+ * 128 instead of 256 here made row 1 3% faster on 2 threads and row 2 6-10%
+ * slower on 1). */
 #define WEFT_PACK_MIN_COLS 256
 /* Packing costs a copy of B: worth it from two readers. */
 #define WEFT_PACK_MIN_USES 2

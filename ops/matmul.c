@@ -131,10 +131,10 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
 /* ---- Products against a pre-packed right operand ----
  *
  * BLIS packs B into NR-wide panels on every call.  A recurrent step's
- * product [B, H] x [H, G*H] reads the same weights at each of T steps, and
- * packing them was as slow as the product itself: on row 3's shapes
- * [64x256]x[256x1024] BLIS ran at 75-87 GFLOP/s per call, the same
- * micro-kernel on weights packed once at 150-190.  So (as oneDNN keeps its
+ * product [B, H] x [H, G*H] reads the same weights at each of T steps: on
+ * row 3's shapes [64x256]x[256x1024], 300 calls with other memory traffic
+ * between them, BLIS ran at 79-155 GFLOP/s, the same micro-kernel on
+ * weights packed once at 150-192 (docs/performance.md).  So (as oneDNN keeps its
  * weights in a packed format) the compiler packs such a B once per run
  * (pack_b) and the per-step products (matmul_packed) call BLIS's own
  * micro-kernel on the panels.
@@ -148,8 +148,8 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
  * columns, and every output element is the same sequence of micro-kernel
  * calls over the same KC blocks for any thread count — bitwise the same
  * results with 1 or 2 threads.  Each thread keeps its share of the panels
- * across steps (in its own L2 when it fits), and packs A itself (A is the
- * small operand: one step's batch of rows). */
+ * across steps (in its own L2 when it fits).  A (the small operand: one
+ * step's batch of rows) is packed by all the threads together first. */
 
 typedef struct {
     dim_t mr, nr, kc;
