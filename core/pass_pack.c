@@ -6,24 +6,14 @@
  * ops/matmul.c has the layout and the measurements. */
 #include "pass.h"
 
-/* Products with more rows than this stay with BLIS: a time-batched GEMM
- * amortises its own packing, and BLIS splits its rows among the threads. */
-#define WEFT_PACK_MAX_ROWS 512
-/* Narrower products stay with BLIS: with 8 panels of 16 columns or fewer,
- * two threads get too little each (alone, [50x512]x[512x128] and
- * [128x384]x[384x128]: BLIS 114-185 GFLOP/s, packed 110-161; in the step,
- * 128 instead of 256 here made row 1 3% faster on 2 threads and row 2 6-10%
- * slower on 1). */
-#define WEFT_PACK_MIN_COLS 256
 /* Packing costs a copy of B: worth it from two readers. */
 #define WEFT_PACK_MIN_USES 2
 
 static int small_product(const weft_graph *g, const uint8_t *live, weft_node i) {
     const weft_node_rec *r = &g->nodes[i];
-    if (!live[i] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_matmul || !weft_packed_gemm_ok(r->dtype)) return 0;
+    if (!live[i] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_matmul) return 0;
     const weft_node_rec *a = &g->nodes[weft_in_of(g, i, 0)];
-    int64_t k = a->shape.dim[r->attr.i[0] ? 0 : 1];
-    return r->shape.dim[0] <= WEFT_PACK_MAX_ROWS && r->shape.dim[0] > 0 && r->shape.dim[1] >= WEFT_PACK_MIN_COLS && k > 0;
+    return weft_packed_gemm_pays(r->dtype, r->shape.dim[0], r->shape.dim[1], a->shape.dim[r->attr.i[0] ? 0 : 1]);
 }
 
 weft_status weft_pass_pack(weft_rw *rw) {

@@ -166,6 +166,9 @@ static gemm_geom geom_of(weft_dtype dt) {
 }
 
 #define PACK_ALIGN 64
+/* Products with fewer panels than this cut their depth in two halves
+ * instead of sharing panels (see GEMM_PACKED). */
+#define WEFT_PACK_SPLIT_K_PANELS 16
 
 /* Elements of a packed [K, N] operand, with the alignment slack and one
  * panel row more: the micro-kernel loads the next row of B after its last
@@ -177,12 +180,30 @@ static int64_t packed_numel(const gemm_geom *g, int64_t k, int64_t n, size_t es)
 /* The panel layout here uses the register block sizes (MR, NR) as panel
  * widths; BLIS lays panels out by its "max" sizes (PACKMR, PACKNR), equal
  * on this machine's configuration.  Where they differ, no packing. */
-int weft_packed_gemm_ok(weft_dtype dt) {
+static int packed_gemm_ok(weft_dtype dt) {
     num_t d = dt == WEFT_F32 ? BLIS_FLOAT : dt == WEFT_F64 ? BLIS_DOUBLE : BLIS_INT;
     if (d == BLIS_INT) return 0;
     cntx_t *cx = bli_gks_query_cntx();
     return bli_cntx_get_blksz_def_dt(d, BLIS_MR, cx) == bli_cntx_get_blksz_max_dt(d, BLIS_MR, cx) &&
            bli_cntx_get_blksz_def_dt(d, BLIS_NR, cx) == bli_cntx_get_blksz_max_dt(d, BLIS_NR, cx);
+}
+
+/* Products with more rows than this stay with BLIS: a time-batched GEMM
+ * amortises its own packing, and BLIS splits its rows among the threads. */
+#define WEFT_PACK_MAX_ROWS 512
+
+int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k) {
+    if (m < 1 || m > WEFT_PACK_MAX_ROWS || n < 1 || k < 1 || !packed_gemm_ok(dt)) return 0;
+    gemm_geom g = geom_of(dt);
+    /* Wide products (WEFT_PACK_SPLIT_K_PANELS panels or more: 256 columns
+     * in f32) share panels among the threads.  Narrower ones (from half
+     * that) pay when their depth cuts into two halves of whole KC blocks:
+     * row 1's backward [50 x 512] x [512 x 128] made the step 3% faster on 2
+     * threads and 2.5% on 1 (bench/ab.py, 6 and 4 rounds); row 2's
+     * [128 x 384] x [384 x 128] (halves of 256 and 128) timed the same on 2
+     * threads and 4-6% slower on 1, so it stays with BLIS. */
+    int64_t panels = (n + g.nr - 1) / g.nr;
+    return panels >= WEFT_PACK_SPLIT_K_PANELS || (panels >= WEFT_PACK_SPLIT_K_PANELS / 2 && k >= 2 * g.kc);
 }
 
 static void *packed_base(void *p) { return (void *)(((uintptr_t)p + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1)); }
@@ -264,15 +285,25 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 
 /* The macro-kernel.  First the threads pack all of A together (MR-row
  * panels, column by column, per KC block; A is the small operand, at most
- * a few hundred rows), then each runs its NR-column panels of B against
- * every row panel, KC block by KC block. */
+ * a few hundred rows), then each runs its share of the work.
+ *
+ * Wide products split B's panels among the threads.  A narrow one (fewer
+ * than WEFT_PACK_SPLIT_K_PANELS panels, two or more KC blocks: a step's
+ * [B, 4H] x [4H, H] backward product with small H) has too few panels to
+ * share, so its KC blocks are cut in two halves: C = (the first half's
+ * sum) + (the second half's, made in a scratch buffer).  The halves are a
+ * property of the shape, not of the thread count — one thread computes
+ * both and adds them the same way — so the bits do not depend on it. */
 #define GEMM_PACKED(T, UKR_T)                                                  \
     do {                                                                       \
         const T *A = in[0].data, *P = packed_base(in[1].data);                 \
-        T *C = out->data;                                                      \
         const UKR_T ukr = (UKR_T)gm.ukr;                                       \
-        T *ap = aligned_alloc(PACK_ALIGN, ((size_t)(mp * gm.mr * K) * sizeof(T) + PACK_ALIGN) & ~(size_t)(PACK_ALIGN - 1)); \
+        const int64_t nkb = (K + gm.kc - 1) / gm.kc, kb_half = split_k ? (nkb + 1) / 2 : nkb; \
+        const size_t a_bytes = ((size_t)(mp * gm.mr * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
+        const size_t s_bytes = split_k ? ((size_t)(M * N) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1) : 0; \
+        T *ap = aligned_alloc(PACK_ALIGN, a_bytes + s_bytes);                  \
         if (!ap) return weft_error(WEFT_ERR_NOMEM, "matmul_packed: out of memory for packing A"); \
+        T *scratch = (T *)((char *)ap + a_bytes);                              \
         _Pragma("omp parallel num_threads(nt)")                                \
         {                                                                      \
             const int t = omp_get_thread_num(), nth = omp_get_num_threads();   \
@@ -292,21 +323,38 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             T one = 1;                                                         \
             auxinfo_t aux;                                                     \
             memset(&aux, 0, sizeof aux);                                       \
-            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
-                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
-                const T *pa = ap + p0 * mp * gm.mr, *pb = P + p0 * np * gm.nr; \
-                T beta = p0 == 0 ? 0 : 1;                                      \
-                for (int64_t j = np * t / nth; j < np * (t + 1) / nth; j++) {   \
-                    const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
-                    T *b = (T *)pb + j * kc * gm.nr;                           \
-                    for (int64_t i = 0; i < M; i += gm.mr) {                   \
-                        const int64_t mr = M - i < gm.mr ? M - i : gm.mr;      \
-                        bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
-                        bli_auxinfo_set_next_b(i + gm.mr < M ? b : b + kc * gm.nr, &aux); \
-                        ukr(mr, nr, kc, &one, (T *)pa + i * kc, b, &beta, C + i * rsc + j * gm.nr * csc, \
-                            rsc, csc, &aux, gm.cx);                            \
+            /* work items: (half, panel range); with split_k the threads take \
+             * the halves in turn, and the panels of a half among themselves */ \
+            const int halves = split_k ? 2 : 1;                                \
+            for (int h = 0; h < halves; h++) {                                 \
+                int first = split_k && nth > 1 ? h * (nth / 2) : 0;            \
+                int count = split_k && nth > 1 ? (h ? nth - nth / 2 : nth / 2) : nth; \
+                if (t < first || t >= first + count) continue;                 \
+                const int me = t - first;                                      \
+                T *Cb = h ? scratch : (T *)out->data;                          \
+                const inc_t rs = h ? N : rsc, cs = h ? 1 : csc;                \
+                for (int64_t kb = h ? kb_half : 0; kb < (h ? nkb : kb_half); kb++) { \
+                    const int64_t p0 = kb * gm.kc, kc = K - p0 < gm.kc ? K - p0 : gm.kc; \
+                    const T *pa = ap + p0 * mp * gm.mr, *pb = P + p0 * np * gm.nr; \
+                    T beta = kb == (h ? kb_half : 0) ? 0 : 1;                  \
+                    for (int64_t j = np * me / count; j < np * (me + 1) / count; j++) { \
+                        const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
+                        T *b = (T *)pb + j * kc * gm.nr;                       \
+                        for (int64_t i = 0; i < M; i += gm.mr) {               \
+                            const int64_t mr = M - i < gm.mr ? M - i : gm.mr;  \
+                            bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
+                            bli_auxinfo_set_next_b(i + gm.mr < M ? b : b + kc * gm.nr, &aux); \
+                            ukr(mr, nr, kc, &one, (T *)pa + i * kc, b, &beta, Cb + i * rs + j * gm.nr * cs, \
+                                rs, cs, &aux, gm.cx);                          \
+                        }                                                      \
                     }                                                          \
                 }                                                              \
+            }                                                                  \
+            if (split_k) { /* C = first half + second half, rows shared */    \
+                _Pragma("omp barrier")                                         \
+                T *C = out->data;                                              \
+                for (int64_t i = M * t / nth; i < M * (t + 1) / nth; i++)      \
+                    for (int64_t j = 0; j < N; j++) C[i * rsc + j * csc] += scratch[i * N + j]; \
             }                                                                  \
         }                                                                      \
         free(ap);                                                              \
@@ -321,8 +369,9 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     const int64_t np = (N + gm.nr - 1) / gm.nr, mp = (M + gm.mr - 1) / gm.mr;
     const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
     const inc_t rsc = out->stride[0], csc = out->stride[1];
+    const int split_k = np < WEFT_PACK_SPLIT_K_PANELS && K > gm.kc;
     int nt = (ctx && ctx->threads == 1) || (double)M * (double)N * (double)K < WEFT_GEMM_PAR_MIN ? 1 : omp_get_max_threads();
-    if (nt > np) nt = (int)np;
+    if (!split_k && nt > np) nt = (int)np;
     if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft);
     else GEMM_PACKED(double, dgemm_ukr_ft);
     return WEFT_OK;

@@ -88,9 +88,9 @@ weft_status weft_ops_check(void);
 #define WEFT_KERNEL_CLONES
 #endif
 
-/* Whether matmul_packed can run products of this dtype (ops/matmul.c):
- * the pass `pack` asks before rewriting. */
-int weft_packed_gemm_ok(weft_dtype dt);
+/* Whether an [m x k] x [k x n] product of this dtype runs faster as
+ * matmul_packed (ops/matmul.c): the pass `pack` asks before rewriting. */
+int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k);
 
 /* Shape rules shared by op families (ops/shape_rules.c). */
 weft_status weft_infer_same_float(const weft_graph *g, const weft_node *in, int n,

@@ -320,32 +320,61 @@ Test(compile, packed_products_match_blis) {
 }
 
 /* The packed product at the micro-kernel's edges: rows around MR (1, 5, 6,
- * 7, 64), columns around NR past the pass's 256, depths around KC (1, 255,
- * 256, 257, 600), every flag pair; f64 against BLIS. */
+ * 7, 64), columns around NR past the pass's 256 (and narrow ones from 128
+ * with depths of two KC blocks or more), depths around KC (1, 255, 256,
+ * 257, 600; 512, 513, 600, 1024, 1100), every flag pair; f64 and f32
+ * against BLIS; and 1 thread against 2, bitwise. */
 Test(compile, packed_products_at_the_edges) {
-    static const int64_t Ms[] = {1, 5, 6, 7, 64}, Ns[] = {256, 257, 271}, Ks[] = {1, 255, 256, 257, 600};
+    /* wide products share B's panels; narrow ones (8-15 panels: NR is 16 in
+     * f32, 8 in f64; depth of two KC blocks or more) cut their depth in two
+     * halves */
+    static const int64_t Ms[] = {1, 5, 6, 7, 64}, Ks[] = {1, 255, 256, 257, 600, 512, 513, 600, 1024, 1100};
+    static const int64_t Ns[2][6] = {{256, 257, 271, 64, 67, 100}, {256, 257, 271, 128, 131, 200}};
     int cases = 0;
+    for (int f = 0; f < 2; f++)
     for (int mi = 0; mi < 5; mi++)
-        for (int ni = 0; ni < 3; ni++)
-            for (int ki = 0; ki < 5; ki++) {
-                int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];
+        for (int ni = 0; ni < 6; ni++)
+            for (int ki = ni < 3 ? 0 : 5; ki < (ni < 3 ? 5 : 10); ki++) {
+                weft_dtype dt = f ? WEFT_F32 : WEFT_F64;
+                size_t es = f ? sizeof(float) : sizeof(double);
+                int64_t M = Ms[mi], N = Ns[f][ni], K = Ks[ki];
                 int ta = (mi + ki) % 2, tb = (ni + ki + mi / 2) % 2;
                 model m = {0};
                 m.g = weft_graph_new();
-                weft_node w = tu_param(m.g, "w", WEFT_F64, tb ? S(N, K) : S(K, N), (uint64_t)(1 + cases), 0.1, 1, 1);
-                weft_node x = weft_input(m.g, "x", WEFT_F64, ta ? S(2, K, M) : S(2, M, K));
+                weft_node w = tu_param(m.g, "w", dt, tb ? S(N, K) : S(K, N), (uint64_t)(1 + cases), 0.1, 1, 1);
+                weft_node x = weft_input(m.g, "x", dt, ta ? S(2, K, M) : S(2, M, K));
                 for (int s = 0; s < 2; s++) {
                     weft_node xs = weft_reshape(m.g, weft_slice(m.g, x, 0, s, s + 1), ta ? S(K, M) : S(M, K));
                     m.outs[m.n_outs++] = weft_matmul(m.g, xs, w, ta, tb);
                 }
                 feed_random(&m, x, (uint64_t)(7 + cases));
                 weft_compile_options o = {.verify = 1};
-                weft_compile_report rep = compare(&m, &o, 1e-12);
+                weft_compile_report rep = compare(&m, &o, f ? 1e-5 : 1e-12);
                 int packed = 0;
                 for (int k = 0; k < rep.n_passes; k++)
                     packed += !strcmp(rep.pass[k].name, "pack") && rep.pass[k].changes == 2;
-                cr_assert_eq(packed, 1, "M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", (long long)M, (long long)N,
-                             (long long)K, ta, tb);
+                cr_assert_eq(packed, 1, "%s M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", f ? "f32" : "f64",
+                             (long long)M, (long long)N, (long long)K, ta, tb);
+                /* the same bits on 1 and 2 threads (kernels sharing the
+                 * threads: the inter-op workers would give each one) */
+                weft_compile_options serial = {.inter_op = -1};
+                weft_exec *e = weft_exec_compile(m.g, m.outs, m.n_outs, &serial);
+                cr_assert(e, "%s", weft_last_error());
+                cr_assert_eq(weft_exec_feed(e, m.feeds[0], m.data[0], m.bytes[0]), WEFT_OK);
+                size_t bytes = (size_t)(M * N) * es;
+                char *got[2] = {malloc(2 * bytes), malloc(2 * bytes)};
+                for (int t = 0; t < 2; t++) {
+                    weft_set_threads(t + 1);
+                    cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+                    for (int o = 0; o < 2; o++)
+                        cr_assert_eq(weft_exec_read(e, m.outs[o], got[t] + o * bytes, bytes), WEFT_OK);
+                }
+                weft_set_threads(0);
+                cr_assert(!memcmp(got[0], got[1], 2 * bytes), "%s M=%lld N=%lld K=%lld ta=%d tb=%d: 2 threads differ",
+                          f ? "f32" : "f64", (long long)M, (long long)N, (long long)K, ta, tb);
+                free(got[0]);
+                free(got[1]);
+                weft_exec_free(e);
                 model_free(&m);
                 cases++;
             }
