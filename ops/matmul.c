@@ -9,9 +9,10 @@
 
 /* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
  * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are
- * set here.  Each thread owns the output elements it writes (BLIS's
- * conventional path does not split the k loop; its small-matrix path is
- * off, see below), so results are bitwise the same for any count. */
+ * set here.  Each output element's sum is made in the same order for any
+ * thread count (BLIS's conventional path does not split the k loop, and its
+ * small-matrix path is off, see below; matmul_packed's two depth halves are
+ * fixed by the shape), so results are bitwise the same for any count. */
 void weft_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
@@ -149,7 +150,9 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
  * calls over the same KC blocks for any thread count — bitwise the same
  * results with 1 or 2 threads.  Each thread keeps its share of the panels
  * across steps (in its own L2 when it fits).  A (the small operand: one
- * step's batch of rows) is packed by all the threads together first. */
+ * step's batch of rows) is packed by all the threads together first.
+ * Narrow products split their depth in two halves instead (GEMM_PACKED);
+ * those halves too are fixed by the shape. */
 
 typedef struct {
     dim_t mr, nr, kc;
@@ -298,7 +301,12 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
     do {                                                                       \
         const T *A = in[0].data, *P = packed_base(in[1].data);                 \
         const UKR_T ukr = (UKR_T)gm.ukr;                                       \
-        const int64_t nkb = (K + gm.kc - 1) / gm.kc, kb_half = split_k ? (nkb + 1) / 2 : nkb; \
+        const int64_t nkb = (K + gm.kc - 1) / gm.kc;                        \
+        /* the first half: the whole blocks nearest half the depth, at least \
+         * one and leaving at least one (512 -> 256 + 256, 600 -> 256 + 344) */ \
+        int64_t kb_half = split_k ? (K + gm.kc) / (2 * gm.kc) : nkb;           \
+        if (split_k && kb_half < 1) kb_half = 1;                               \
+        if (split_k && kb_half > nkb - 1) kb_half = nkb - 1;                   \
         const size_t a_bytes = ((size_t)(mp * gm.mr * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
         const size_t s_bytes = split_k ? ((size_t)(M * N) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1) : 0; \
         T *ap = aligned_alloc(PACK_ALIGN, a_bytes + s_bytes);                  \
