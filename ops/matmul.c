@@ -226,6 +226,17 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
     return WEFT_OK;
 }
 
+/* One panel: kc rows of w elements (element r of row k at
+ * src[k*s_k + r*s_r]) into rows of W, zero past w — a panel of A (W = MR)
+ * or of B (W = NR). */
+#define PACK_PANEL(T, q, src, s_k, s_r, kc, w, W)                              \
+    for (int64_t k_ = 0; k_ < (kc); k_++) {                                    \
+        const T *p_ = (src) + k_ * (s_k);                                      \
+        T *d_ = (q) + k_ * (W);                                                \
+        for (int64_t r_ = 0; r_ < (w); r_++) d_[r_] = p_[r_ * (s_r)];          \
+        for (int64_t r_ = (w); r_ < (W); r_++) d_[r_] = 0;                     \
+    }
+
 /* Pack op(B) (element (k, j) at B[k*sk + j*sj]) panel by panel; the panels
  * are shared among the threads. */
 #define PACK_B(T)                                                              \
@@ -238,11 +249,7 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
                 T *q = P + p0 * np * gm.nr + j * kc * gm.nr;                   \
                 const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
-                for (int64_t k = 0; k < kc; k++, q += gm.nr) {                 \
-                    const T *b = B + (p0 + k) * sk + j * gm.nr * sj;           \
-                    for (int64_t r = 0; r < nr; r++) q[r] = b[r * sj];         \
-                    for (int64_t r = nr; r < gm.nr; r++) q[r] = 0;             \
-                }                                                              \
+                PACK_PANEL(T, q, B + p0 * sk + j * gm.nr * sj, sk, sj, kc, nr, gm.nr); \
             }                                                                  \
         }                                                                      \
     } while (0)
@@ -320,11 +327,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
                 for (int64_t ip = mp * t / nth; ip < mp * (t + 1) / nth; ip++) { \
                     const int64_t i = ip * gm.mr, mr = M - i < gm.mr ? M - i : gm.mr; \
                     T *q = ap + p0 * mp * gm.mr + i * kc;                      \
-                    for (int64_t k = 0; k < kc; k++, q += gm.mr) {             \
-                        const T *a = A + i * si + (p0 + k) * sk;               \
-                        for (int64_t r = 0; r < mr; r++) q[r] = a[r * si];     \
-                        for (int64_t r = mr; r < gm.mr; r++) q[r] = 0;         \
-                    }                                                          \
+                    PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, gm.mr); \
                 }                                                              \
             }                                                                  \
             _Pragma("omp barrier")                                             \
