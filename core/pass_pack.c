@@ -19,40 +19,40 @@ static int small_product(const weft_graph *g, const uint8_t *live, weft_node i) 
 weft_status weft_pass_pack(weft_rw *rw) {
     const weft_graph *s = rw->src;
     int n = s->n, any = 0;
-    /* readers[2 * b + tb]: small products reading b as op(B) with flag tb;
-     * later, the pack_b node made for it. */
-    weft_node *readers = calloc((size_t)(2 * n + 1), sizeof *readers);
-    if (!readers) return weft_error(WEFT_ERR_NOMEM, "pack: out of memory");
-    for (int i = 0; i < n; i++)
-        if (small_product(s, rw->live, i))
-            any |= ++readers[2 * weft_in_of(s, i, 1) + (s->nodes[i].attr.i[1] != 0)] >= WEFT_PACK_MIN_USES;
-    if (!any) {
-        free(readers);
-        rw->unchanged = 1;
-        return WEFT_OK;
+    /* key[i]: 2 b + tb for a small product i reading b as op(B) with flag
+     * tb, else -1; uses[key]: how many such products; packed[key]: the
+     * pack_b node made for them (WEFT_NONE until the first one). */
+    int *key = malloc((size_t)(n + 1) * sizeof *key), *uses = calloc((size_t)(2 * n + 1), sizeof *uses);
+    weft_node *packed = malloc((size_t)(2 * n + 1) * sizeof *packed);
+    if (!key || !uses || !packed) {
+        free(key); free(uses); free(packed);
+        return weft_error(WEFT_ERR_NOMEM, "pack: out of memory");
     }
-    for (int j = 0; j < 2 * n; j++) readers[j] = readers[j] >= WEFT_PACK_MIN_USES ? -1 : 0; /* -1: to pack */
     for (int i = 0; i < n; i++) {
+        key[i] = small_product(s, rw->live, i) ? 2 * weft_in_of(s, i, 1) + (s->nodes[i].attr.i[1] != 0) : -1;
+        if (key[i] >= 0) any |= ++uses[key[i]] >= WEFT_PACK_MIN_USES;
+    }
+    for (int j = 0; j < 2 * n; j++) packed[j] = WEFT_NONE;
+    for (int i = 0; any && i < n; i++) {
         if (rw->map[i] != WEFT_NONE) continue;
-        const weft_node_rec *r = &s->nodes[i];
-        weft_node b = small_product(s, rw->live, i) ? weft_in_of(s, i, 1) : WEFT_NONE;
-        int tb = b != WEFT_NONE && r->attr.i[1] != 0;
-        if (b == WEFT_NONE || readers[2 * b + tb] == 0) {
+        if (key[i] < 0 || uses[key[i]] < WEFT_PACK_MIN_USES) {
             rw->map[i] = weft_rw_copy(rw, i);
             continue;
         }
-        weft_node *p = &readers[2 * b + tb];
-        if (*p < 0) { /* the first reader: pack here (the schedule moves it) */
+        const weft_node_rec *r = &s->nodes[i];
+        int tb = key[i] & 1;
+        if (packed[key[i]] == WEFT_NONE) { /* the first reader: pack here (the schedule moves it) */
             weft_attr pa = {.i = {tb}};
-            weft_node in = rw->map[b];
-            *p = weft_rw_op(rw, i, WEFT_OP_pack_b, &in, 1, &pa) + 1;
-            weft_rw_note(rw, *p - 1, "weights packed once for the step products (pack)");
+            weft_node b = rw->map[key[i] >> 1];
+            packed[key[i]] = weft_rw_op(rw, i, WEFT_OP_pack_b, &b, 1, &pa);
+            weft_rw_note(rw, packed[key[i]], "weights packed once for the step products (pack)");
         }
-        weft_node in[2] = {weft_rw_in(rw, i, 0), *p - 1};
+        weft_node in[2] = {weft_rw_in(rw, i, 0), packed[key[i]]};
         weft_attr ma = {.i = {r->attr.i[0], tb, r->shape.dim[1]}};
         rw->map[i] = weft_rw_op(rw, i, WEFT_OP_matmul_packed, in, 2, &ma);
         rw->changes++;
     }
-    free(readers);
+    rw->unchanged = !any;
+    free(key); free(uses); free(packed);
     return WEFT_OK;
 }

@@ -173,11 +173,14 @@ static gemm_geom geom_of(weft_dtype dt) {
  * instead of sharing panels (see GEMM_PACKED). */
 #define WEFT_PACK_SPLIT_K_PANELS 16
 
+/* NR-column panels of an operand with n columns. */
+static int64_t panels_of(const gemm_geom *g, int64_t n) { return (n + g->nr - 1) / g->nr; }
+
 /* Elements of a packed [K, N] operand, with the alignment slack and one
  * panel row more: the micro-kernel loads the next row of B after its last
  * (a guard page showed it reading 64 bytes past every panel). */
 static int64_t packed_numel(const gemm_geom *g, int64_t k, int64_t n, size_t es) {
-    return k * ((n + g->nr - 1) / g->nr) * g->nr + (int64_t)(PACK_ALIGN / es) + g->nr;
+    return k * panels_of(g, n) * g->nr + (int64_t)(PACK_ALIGN / es) + g->nr;
 }
 
 /* The panel layout here uses the register block sizes (MR, NR) as panel
@@ -205,7 +208,7 @@ int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k) {
      * threads and 2.5% on 1 (bench/ab.py, 6 and 4 rounds); row 2's
      * [128 x 384] x [384 x 128] (halves of 256 and 128) timed the same on 2
      * threads and 4-6% slower on 1, so it stays with BLIS. */
-    int64_t panels = (n + g.nr - 1) / g.nr;
+    int64_t panels = panels_of(&g, n);
     return panels >= WEFT_PACK_SPLIT_K_PANELS || (panels >= WEFT_PACK_SPLIT_K_PANELS / 2 && k >= 2 * g.kc);
 }
 
@@ -259,7 +262,7 @@ weft_status weft_pack_b_kernel(weft_tensor *out, const weft_tensor *in, int n, c
     (void)n;
     int tb = attr->i[0] != 0;
     gemm_geom gm = geom_of(out->dtype);
-    const int64_t K = in[0].shape.dim[tb], N = in[0].shape.dim[!tb], np = (N + gm.nr - 1) / gm.nr;
+    const int64_t K = in[0].shape.dim[tb], N = in[0].shape.dim[!tb], np = panels_of(&gm, N);
     const int64_t sk = in[0].stride[tb], sj = in[0].stride[!tb];
     if (out->dtype == WEFT_F32) PACK_B(float);
     else PACK_B(double);
@@ -377,7 +380,7 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     int ta = attr->i[0] != 0;
     gemm_geom gm = geom_of(out->dtype);
     const int64_t M = out->shape.dim[0], N = out->shape.dim[1], K = in[0].shape.dim[!ta];
-    const int64_t np = (N + gm.nr - 1) / gm.nr, mp = (M + gm.mr - 1) / gm.mr;
+    const int64_t np = panels_of(&gm, N), mp = (M + gm.mr - 1) / gm.mr;
     const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
     const inc_t rsc = out->stride[0], csc = out->stride[1];
     const int split_k = np < WEFT_PACK_SPLIT_K_PANELS && K > gm.kc;
