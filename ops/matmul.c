@@ -21,6 +21,12 @@ void weft_set_threads(int n) {
 
 int weft_get_threads(void) { return omp_get_max_threads(); }
 
+/* Whether an [m x k] x [k x n] product runs on one thread: inside an
+ * inter-op worker, or below WEFT_GEMM_PAR_MIN multiply-adds. */
+static int gemm_single(const weft_kctx *ctx, int64_t m, int64_t n, int64_t k) {
+    return (ctx && ctx->threads == 1) || (double)m * (double)n * (double)k < WEFT_GEMM_PAR_MIN;
+}
+
 weft_status weft_matmul_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
                               weft_shape *shape, weft_dtype *dtype) {
     char a[160], b[160];
@@ -88,10 +94,7 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
      * waking and joining a second thread — on a shared machine that wait
      * can cost more than the product itself. */
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    if ((ctx && ctx->threads == 1) || (double)m * (double)nn * (double)k < WEFT_GEMM_PAR_MIN)
-        bli_rntm_set_num_threads(1, &rntm);
-    else
-        bli_rntm_set_num_threads(bli_thread_get_num_threads(), &rntm);
+    bli_rntm_set_num_threads(gemm_single(ctx, m, nn, k) ? 1 : bli_thread_get_num_threads(), &rntm);
     /* BLIS's small-matrix ("sup") path splits its work differently with 2
      * threads than with 1 and then sums in another order: 84 of 1680 shapes
      * gave other bits (1-1000 rows, 7-1024 columns, depth 3-1024, all flag
@@ -384,7 +387,7 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
     const inc_t rsc = out->stride[0], csc = out->stride[1];
     const int split_k = np < WEFT_PACK_SPLIT_K_PANELS && K > gm.kc;
-    int nt = (ctx && ctx->threads == 1) || (double)M * (double)N * (double)K < WEFT_GEMM_PAR_MIN ? 1 : omp_get_max_threads();
+    int nt = gemm_single(ctx, M, N, K) ? 1 : omp_get_max_threads();
     if (!split_k && nt > np) nt = (int)np;
     if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft);
     else GEMM_PACKED(double, dgemm_ukr_ft);
