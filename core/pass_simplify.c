@@ -1,6 +1,7 @@
 /* Algebraic simplification: x*1, x+0, x-0, x/1, neg(neg x), identity views
  * (reshape/broadcast to the same shape, full slices, casts to the same
  * dtype, stop_gradient after autodiff), reshape chains, transpose chains,
+ * a sum keeping dims then reshaped to drop them (a plain sum),
  * concats of consecutive slices of one tensor (which is that tensor), and
  * slices pushed through elementwise ops that only slices read:
  * slice(a + b) = slice(a) + slice(b).  The last turns the gate
@@ -125,6 +126,18 @@ static weft_node concat_of_unit_reshapes(weft_rw *rw, weft_node i, const weft_no
     return out;
 }
 
+/* Is n = sum(x, axes, keepdims) and `to` its shape without the kept unit
+ * axes?  (A gradient reduced to a bias's shape is written that way: sum
+ * keeping dims, then reshape.)  The plain sum is what batch-wgrad stacks. */
+static int squeezes_sum(const weft_graph *d, weft_node n, weft_shape to) {
+    const weft_node_rec *r = R(d, n);
+    if (r->kind != WEFT_NODE_OP || r->op != WEFT_OP_sum || !r->attr.i[1]) return 0;
+    weft_shape x = R(d, weft_in_of(d, n, 0))->shape, s = {0, {0}};
+    for (int k = 0; k < x.ndim; k++)
+        if (!(r->attr.i[0] >> k & 1)) s.dim[s.ndim++] = x.dim[k];
+    return weft_shape_eq(s, to);
+}
+
 static int pushable(const weft_graph *g, weft_node e) {
     const weft_node_rec *r = R(g, e);
     return r->kind == WEFT_NODE_OP && (weft_ops[r->op].flags & WEFT_OPF_ELEMENTWISE) && r->op != WEFT_OP_cast;
@@ -211,7 +224,12 @@ weft_status weft_pass_simplify(weft_rw *rw) {
             break;
         case WEFT_OP_reshape:
             if (same_a) out = a;
-            else if (R(d, a)->kind == WEFT_NODE_OP && R(d, a)->op == WEFT_OP_reshape) {
+            else if (squeezes_sum(d, a, r->shape)) {
+                weft_node x = weft_in_of(d, a, 0);
+                weft_attr sa = R(d, a)->attr;
+                sa.i[1] = 0;
+                out = weft_rw_op(rw, i, WEFT_OP_sum, &x, 1, &sa);
+            } else if (R(d, a)->kind == WEFT_NODE_OP && R(d, a)->op == WEFT_OP_reshape) {
                 weft_node base = weft_in_of(d, a, 0);
                 weft_attr at = r->attr;
                 out = weft_shape_eq(R(d, base)->shape, r->shape) ? base

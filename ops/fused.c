@@ -121,7 +121,12 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     int64_t st = it[k].s[3];                                   \
                     if (st == 1) { src[k] = base[k] + j0; continue; }          \
                     T *gbuf = gath[ng++];                                      \
-                    for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
+                    if (st == 0) { /* a scalar or a column: a vector fill */   \
+                        const T v = base[k][0];                                \
+                        for (int j = 0; j < len; j++) gbuf[j] = v;             \
+                    } else {                                                   \
+                        for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
+                    }                                                          \
                     src[k] = gbuf;                                             \
                 }                                                              \
                 for (int q = 0; q < prog->n_instr; q++) res[q] = tmp + q * CHUNK; \

@@ -223,6 +223,19 @@ Test(compile, passes_batch_the_gemms) {
      * dx 5 -> 1, dW_ih 5 -> 1, dW_hh 5 -> 1; h W_hh (5) and dh (4) stay. */
     cr_assert_eq(before, 29, "matmuls before: %d", before);
     cr_assert_eq(after, 4 + 5 + 4, "matmuls after: %d", after);
+    /* The bias gradients: each step's sum over the batch (kept dims, then
+     * reshaped to [4H]) is one column sum of the stacked gate gradients,
+     * shared by bias_ih and bias_hh; the loss's sums are the others. */
+    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
+    cr_assert(p, "%s", weft_last_error());
+    const weft_graph *g = weft_exec_graph(p);
+    int bias_sums = 0;
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i);
+        bias_sums += op && !strcmp(op, "sum") && weft_node_shape(g, i).ndim == 1 && weft_node_shape(g, i).dim[0] == 24;
+    }
+    cr_assert_eq(bias_sums, 1, "bias-gradient sums: %d", bias_sums);
+    weft_exec_free(p);
     model_free(&m);
 }
 
