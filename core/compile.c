@@ -28,6 +28,7 @@ static const struct {
     {"batch-wgrad", weft_pass_batch_wgrad},
     {"simplify", weft_pass_simplify},
     {"cse", weft_pass_cse},
+    {"merge-wgrad", weft_pass_merge_wgrad},
     {"fuse", weft_pass_fuse},
     {"pack", weft_pass_pack},
     {"dce", weft_pass_dce},

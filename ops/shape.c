@@ -4,21 +4,24 @@
 
 #include "op.h"
 
-/* Copy a strided view src into a strided view dst of the same shape. */
-static void copy_strided(const weft_tensor *dst, const weft_tensor *src) {
-    size_t es = weft_dtype_size(src->dtype);
-    weft_iter4 is = weft_iter4_of(src, &dst->shape), id = weft_iter4_of(dst, &dst->shape);
-    for (int64_t a = 0; a < is.n[0]; a++)
-        for (int64_t b = 0; b < is.n[1]; b++)
-            for (int64_t c = 0; c < is.n[2]; c++) {
-                const char *ps = (const char *)src->data + (a * is.s[0] + b * is.s[1] + c * is.s[2]) * (int64_t)es;
-                char *pd = (char *)dst->data + (a * id.s[0] + b * id.s[1] + c * id.s[2]) * (int64_t)es;
-                if (is.s[3] == 1 && id.s[3] == 1)
-                    memcpy(pd, ps, (size_t)is.n[3] * es);
-                else
-                    for (int64_t d = 0; d < is.n[3]; d++)
-                        memcpy(pd + d * id.s[3] * (int64_t)es, ps + d * is.s[3] * (int64_t)es, es);
-            }
+/* Copy a strided view src into a strided view dst of the same shape, rows
+ * (runs along the last axis) split among the threads when it is large: a
+ * concat of all steps' states is megabytes (threads: the kernel's share,
+ * 1 under the inter-op workers). */
+static void copy_strided(const weft_tensor *dst, const weft_tensor *src, int threads) {
+    const int64_t es = (int64_t)weft_dtype_size(src->dtype);
+    const weft_iter4 is = weft_iter4_of(src, &dst->shape), id = weft_iter4_of(dst, &dst->shape);
+    const int64_t rows = is.n[0] * is.n[1] * is.n[2], len = is.n[3];
+#pragma omp parallel for schedule(static) if (rows * len >= 16 * WEFT_PAR_MIN_ELEMENTS && rows > 1 && threads != 1)
+    for (int64_t row = 0; row < rows; row++) {
+        const int64_t c = row % is.n[2], b = row / is.n[2] % is.n[1], a = row / (is.n[2] * is.n[1]);
+        const char *ps = (const char *)src->data + (a * is.s[0] + b * is.s[1] + c * is.s[2]) * es;
+        char *pd = (char *)dst->data + (a * id.s[0] + b * id.s[1] + c * id.s[2]) * es;
+        if (is.s[3] == 1 && id.s[3] == 1)
+            memcpy(pd, ps, (size_t)(len * es));
+        else
+            for (int64_t d = 0; d < len; d++) memcpy(pd + d * id.s[3] * es, ps + d * is.s[3] * es, (size_t)es);
+    }
 }
 
 /* A view op's kernel: make the view, then copy it out contiguously. */
@@ -253,7 +256,7 @@ weft_status weft_concat_kernel(weft_tensor *out, const weft_tensor *in, int n, c
         weft_slice_view(&dst, &o, &sa);
         /* The planner may have had the producer write here already. */
         if (dst.data != in[k].data || memcmp(dst.stride, in[k].stride, sizeof dst.stride))
-            copy_strided(&dst, &in[k]);
+            copy_strided(&dst, &in[k], ctx ? ctx->threads : 1);
         at += in[k].shape.dim[ax];
     }
     return WEFT_OK;

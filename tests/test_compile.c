@@ -220,9 +220,10 @@ Test(compile, passes_batch_the_gemms) {
     weft_compile_report r = compare(&m, NULL, 1e-12);
     int before = r.pass[0].matmuls_before, after = r.pass[r.n_passes - 1].matmuls_after;
     /* h0 is zeros, so step 0's dh is not needed: 29.  After: x W_ih 5 -> 1,
-     * dx 5 -> 1, dW_ih 5 -> 1, dW_hh 5 -> 1; h W_hh (5) and dh (4) stay. */
+     * dx 5 -> 1, dW_ih and dW_hh 5 + 5 -> 1 (batch-wgrad, then merge-wgrad:
+     * dG^T [x | h]); h W_hh (5) and dh (4) stay. */
     cr_assert_eq(before, 29, "matmuls before: %d", before);
-    cr_assert_eq(after, 4 + 5 + 4, "matmuls after: %d", after);
+    cr_assert_eq(after, 3 + 5 + 4, "matmuls after: %d", after);
     /* The bias gradients: each step's sum over the batch (kept dims, then
      * reshaped to [4H]) is one column sum of the stacked gate gradients,
      * shared by bias_ih and bias_hh; the loss's sums are the others. */
@@ -421,6 +422,41 @@ Test(compile, blis_products_same_bits_on_one_and_two_threads) {
         free(got[0]);
         free(got[1]);
         weft_graph_free(g);
+    }
+}
+
+static int pass_changes(const weft_compile_report *r, const char *name) {
+    int c = 0;
+    for (int k = 0; k < r->n_passes; k++) c += !strcmp(r->pass[k].name, name) ? r->pass[k].changes : 0;
+    return c;
+}
+
+/* merge-wgrad: the weight gradients a^T g1 and a^T g2 of y1 = a b1 and
+ * y2 = a b2 share a^T and become one a^T [g1 | g2].  When b2 is made from y1,
+ * g1 needs a^T g2 itself: merging would be a cycle, and the pass leaves the
+ * two products as they are.  Both give the reference's numbers. */
+Test(compile, merge_wgrad_joins_shared_products_but_not_a_cycle) {
+    for (int cyclic = 0; cyclic < 2; cyclic++) {
+        model m = {0};
+        m.g = weft_graph_new();
+        weft_node a = tu_param(m.g, "a", WEFT_F64, S(5, 4), 1, 0.3, 1, 1);
+        weft_node b1 = tu_param(m.g, "b1", WEFT_F64, S(4, 3), 2, 0.3, 1, 1);
+        weft_node c = tu_param(m.g, "c", WEFT_F64, S(5, 2), 3, 0.3, 1, 1);
+        weft_node y1 = weft_matmul(m.g, a, b1, 0, 0);
+        weft_node b2 = cyclic ? weft_matmul(m.g, weft_slice(m.g, weft_tanh(m.g, y1), 1, 0, 1), c, 1, 0) /* [1, 2] */
+                              : tu_param(m.g, "b2", WEFT_F64, S(4, 2), 4, 0.3, 1, 1);
+        if (cyclic) b2 = weft_concat(m.g, (weft_node[]){b2, b2, b2, b2}, 4, 0); /* [4, 2] */
+        weft_node y2 = weft_matmul(m.g, a, b2, 0, 0);
+        weft_node loss = weft_add(m.g, tu_weighted_sum(m.g, y1, 5), tu_weighted_sum(m.g, y2, 6));
+        weft_node wrt[3] = {b1, cyclic ? c : b2, a}, grads[3];
+        cr_assert_eq(weft_grad(m.g, loss, wrt, 3, grads), WEFT_OK, "%s", weft_last_error());
+        m.outs[m.n_outs++] = loss;
+        for (int k = 0; k < 3; k++) m.outs[m.n_outs++] = grads[k];
+        weft_compile_options o = {.verify = 1};
+        weft_compile_report r = compare(&m, &o, 1e-12);
+        cr_assert_eq(pass_changes(&r, "merge-wgrad"), cyclic ? 0 : 2, "cyclic %d: merge-wgrad made %d changes", cyclic,
+                     pass_changes(&r, "merge-wgrad"));
+        model_free(&m);
     }
 }
 
