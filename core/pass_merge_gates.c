@@ -54,6 +54,14 @@ static int emit_cone(weft_rw *rw, weft_node x, const weft_node *lead_of, weft_no
     return 1;
 }
 
+/* Does product m join the group led by `lead`?  The merged product stands
+ * where the lead stood, so merge-gates takes the products whose weights
+ * exist there already; merge-wgrad takes them all and emits what is missing
+ * when it gets there (emit_cone). */
+static int joins(const weft_graph *s, int wgrad, weft_node m, weft_node lead) {
+    return wgrad || weft_in_of(s, m, 1) < lead;
+}
+
 static int is_weight(const weft_graph *g, weft_node n) {
     while (g->nodes[n].kind == WEFT_NODE_OP && (weft_ops[g->nodes[n].op].flags & WEFT_OPF_VIEW))
         n = weft_in_of(g, n, 0);
@@ -96,17 +104,14 @@ static weft_status merge(weft_rw *rw, int wgrad) {
         while (b < nk && keys[b].a == keys[a].a && keys[b].site == keys[a].site && keys[b].ta == keys[a].ta &&
                keys[b].tb == keys[a].tb)
             b++;
-        /* The merged product stands where the first member stood; the
-         * weights must exist there already (merge-wgrad emits what is
-         * missing when it gets there: emit_cone). */
         weft_node lead = keys[a].m;
         int count = 0;
-        for (int k = a; k < b; k++) count += wgrad || weft_in_of(s, keys[k].m, 1) < lead;
+        for (int k = a; k < b; k++) count += joins(s, wgrad, keys[k].m, lead);
         if (count >= 2) {
             groups++;
             weft_node prev = WEFT_NONE;
             for (int k = a; k < b; k++) /* keys are sorted by node within a group */
-                if (wgrad || weft_in_of(s, keys[k].m, 1) < lead) {
+                if (joins(s, wgrad, keys[k].m, lead)) {
                     lead_of[keys[k].m] = lead;
                     next[keys[k].m] = WEFT_NONE;
                     if (prev != WEFT_NONE) next[prev] = keys[k].m;

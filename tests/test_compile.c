@@ -364,10 +364,8 @@ Test(compile, packed_products_at_the_edges) {
                 feed_random(&m, x, (uint64_t)(7 + cases));
                 weft_compile_options o = {.verify = 1};
                 weft_compile_report rep = compare(&m, &o, f ? 1e-5 : 1e-12);
-                int packed = 0;
-                for (int k = 0; k < rep.n_passes; k++)
-                    packed += !strcmp(rep.pass[k].name, "pack") && rep.pass[k].changes == 2;
-                cr_assert_eq(packed, 1, "%s M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", f ? "f32" : "f64",
+                const weft_pass_stat *pk = tu_pass_stat(&rep, "pack");
+                cr_assert(pk && pk->changes == 2, "%s M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", f ? "f32" : "f64",
                              (long long)M, (long long)N, (long long)K, ta, tb);
                 /* the same bits on 1 and 2 threads (kernels sharing the
                  * threads: the inter-op workers would give each one) */
@@ -425,12 +423,6 @@ Test(compile, blis_products_same_bits_on_one_and_two_threads) {
     }
 }
 
-static int pass_changes(const weft_compile_report *r, const char *name) {
-    int c = 0;
-    for (int k = 0; k < r->n_passes; k++) c += !strcmp(r->pass[k].name, name) ? r->pass[k].changes : 0;
-    return c;
-}
-
 /* merge-wgrad: the weight gradients a^T g1 and a^T g2 of y1 = a b1 and
  * y2 = a b2 share a^T and become one a^T [g1 | g2].  When b2 is made from y1,
  * g1 needs a^T g2 itself: merging would be a cycle, and the pass leaves the
@@ -454,8 +446,9 @@ Test(compile, merge_wgrad_joins_shared_products_but_not_a_cycle) {
         for (int k = 0; k < 3; k++) m.outs[m.n_outs++] = grads[k];
         weft_compile_options o = {.verify = 1};
         weft_compile_report r = compare(&m, &o, 1e-12);
-        cr_assert_eq(pass_changes(&r, "merge-wgrad"), cyclic ? 0 : 2, "cyclic %d: merge-wgrad made %d changes", cyclic,
-                     pass_changes(&r, "merge-wgrad"));
+        const weft_pass_stat *mw = tu_pass_stat(&r, "merge-wgrad");
+        cr_assert(mw);
+        cr_assert_eq(mw->changes, cyclic ? 0 : 2, "cyclic %d: merge-wgrad made %d changes", cyclic, mw->changes);
         model_free(&m);
     }
 }

@@ -33,10 +33,9 @@ static weft_compile_report run_both(weft_graph *g, weft_node x, weft_node out, d
 }
 
 static const weft_pass_stat *stat_of(const weft_compile_report *r, const char *name) {
-    for (int k = 0; k < r->n_passes; k++)
-        if (!strcmp(r->pass[k].name, name)) return &r->pass[k];
-    cr_assert_fail("no pass %s", name);
-    return NULL;
+    const weft_pass_stat *p = tu_pass_stat(r, name);
+    cr_assert(p, "no pass %s", name);
+    return p;
 }
 
 static void assert_close(const double *a, const double *b, int n) {

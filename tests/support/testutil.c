@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void tu_fill(double *p, int64_t n, uint64_t seed, double lo, double hi, int signed_) {
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + 12345;
@@ -47,4 +48,10 @@ weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed) {
     if (y == WEFT_NONE) return y;
     weft_node r = tu_const(g, weft_node_dtype(g, y), weft_node_shape(g, y), seed, 0.5, 1.5);
     return weft_sum(g, weft_mul(g, y, r), NULL, 0, 0);
+}
+
+const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *name) {
+    for (int k = 0; k < r->n_passes; k++)
+        if (!strcmp(r->pass[k].name, name)) return &r->pass[k];
+    return NULL;
 }

@@ -3,6 +3,7 @@
 #define WEFT_TESTUTIL_H
 #include <stdint.h>
 
+#include "weft/compile.h"
 #include "weft/weft.h"
 
 /* Deterministic uniform values in [lo, hi) with a random sign when
@@ -15,4 +16,6 @@ weft_node tu_param(weft_graph *g, const char *name, weft_dtype t, weft_shape s, 
 weft_node tu_const(weft_graph *g, weft_dtype t, weft_shape s, uint64_t seed, double lo, double hi);
 /* sum(y * R) for a fixed random R: a scalar loss that weighs every element differently. */
 weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed);
+/* The report line of the first pass called name, NULL when none ran by it. */
+const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *name);
 #endif
