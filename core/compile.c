@@ -147,7 +147,7 @@ int weft_is_fill(const weft_graph *g, weft_node n, double *value) {
     if (n < 0 || n >= g->n) return 0;
     const weft_node_rec *r = &g->nodes[n];
     if (r->kind != WEFT_NODE_OP) return 0;
-    if (r->op == WEFT_OP_broadcast) return weft_is_fill(g, g->edges[r->in_off], value);
+    if (r->op == WEFT_OP_broadcast || r->op == WEFT_OP_reshape) return weft_is_fill(g, g->edges[r->in_off], value);
     if (r->op != WEFT_OP_fill) return 0;
     *value = r->attr.f;
     return 1;

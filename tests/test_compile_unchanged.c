@@ -93,3 +93,26 @@ Test(compile_unchanged, recompiling_gives_identical_numbers) {
     }
     weft_graph_free(g);
 }
+
+Test(compile_unchanged, a_product_with_ones_seen_through_reshape_goes) {
+    /* The seed of a gradient reaches a product as broadcast(reshape(fill 1))
+     * (the backward of sum(y * g) multiplies g by it): x * 1 is x. */
+    weft_graph *g = weft_graph_new();
+    weft_node x = weft_input(g, "x", WEFT_F64, S(4, 3));
+    weft_node w = tu_param(g, "w", WEFT_F64, S(3, 6), 1, 0.1, 1, 1);
+    weft_node one = weft_broadcast(g, weft_reshape(g, weft_fill(g, WEFT_SCALAR_SHAPE, WEFT_F64, 1.0), S(1, 1)), S(4, 6));
+    weft_node out = weft_mul(g, weft_tanh(g, weft_matmul(g, x, w, 0, 0)), one);
+    double ref[24], got[24];
+    weft_compile_report r = run_both(g, x, out, ref, got);
+    assert_close(ref, got, 24);
+    cr_assert_geq(stat_of(&r, "simplify")->changes, 1);
+    weft_exec *c = weft_exec_compile(g, &out, 1, NULL);
+    cr_assert(c, "%s", weft_last_error());
+    const weft_graph *cg = weft_exec_graph(c);
+    for (int i = 0; i < weft_graph_node_count(cg); i++) {
+        const char *op = weft_node_op_name(cg, i);
+        cr_assert(!op || strcmp(op, "mul"), "node %d is still a mul", i);
+    }
+    weft_exec_free(c);
+    weft_graph_free(g);
+}

@@ -163,13 +163,14 @@ int weft_cmd_bench(int argc, char **argv) {
     weft_rnn_result res;
     if (weft_rnn_apply(g, r, &in, &res)) goto fail;
     /* sum(output * grad_output): its gradient w.r.t. output is grad_output,
-     * as in PyTorch's output.backward(grad_output). */
+     * as in PyTorch's output.backward(grad_output).  A step yields the output
+     * and the gradients, as PyTorch's does, not the sum itself. */
     weft_node loss = weft_sum(g, weft_mul(g, res.output, go), NULL, 0, 0);
     weft_node wrt[256], grads[257];
     int np = weft_graph_params(g, wrt, 255);
     wrt[np++] = x;
     if (weft_grad(g, loss, wrt, np, grads)) goto fail;
-    grads[np] = loss;
+    grads[np] = res.output;
     weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes,
                                 .threads = threads, .inter_op = inter_op};
     p = weft_exec_compile(g, grads, np + 1, &opt);
