@@ -140,8 +140,8 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
  * between them, BLIS ran at 79-155 GFLOP/s, the same micro-kernel on
  * weights packed once at 150-192 (docs/performance.md).  So (as oneDNN keeps its
  * weights in a packed format) the compiler packs such a B once per run
- * (pack_b) and the per-step products (matmul_packed) call BLIS's own
- * micro-kernel on the panels.
+ * (pack_b) and the per-step products (matmul_packed) run a micro-kernel on
+ * the panels: BLIS's own, or with AVX-512 the row-block kernel below.
  *
  * Layout of a packed B [K, N]: K in blocks of KC rows; in each block, the
  * ceil(N/NR) panels one after another, each kc x NR, row by row, zero past
@@ -299,9 +299,90 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
     return WEFT_OK;
 }
 
-/* The macro-kernel.  First the threads pack all of A together (MR-row
- * panels, column by column, per KC block; A is the small operand, at most
- * a few hundred rows), then each runs its share of the work.
+/* ---- Row blocks of any height (AVX-512) ----
+ *
+ * BLIS's micro-kernel computes MR = 6 rows: a step's batch of 50 rows is 8
+ * tiles and a 2-row remainder that costs a whole tile (computed into a
+ * scratch tile and copied), 16 rows are 2 tiles and a 4-row one.  With
+ * AVX-512 (32 vector registers), one register holds a row of an NR-wide
+ * panel (16 f32, 8 f64), so a block of any R <= WEFT_ROWS_MAX rows is R
+ * accumulators: the rows are cut into near-equal blocks (50 = 12 + 13 +
+ * 12 + 13, 16 = 8 + 8, 64 = 12 + 4 x 13) and none is wasted.  Each output
+ * element is still one sum over k in order, then added to C (beta 1) or
+ * stored (beta 0), the same for any thread count.  Used when the CPU has
+ * AVX-512F and the panels are one register wide; BLIS's kernel otherwise. */
+#define WEFT_ROWS_MAX 14
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ROWS_TARGET __attribute__((target("avx512f")))
+/* The rows of one block: A packed as kc x R (R values per k), B as kc x
+ * one register, C rows at c + r*rs with unit column stride, or through a
+ * scratch tile when the column stride is not 1. */
+#define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU) \
+    static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, int64_t nr, int64_t kc, \
+                                                                         const T *a, const T *b, int beta1, T *c, \
+                                                                         int64_t rs, int64_t cs) { \
+        V acc[WEFT_ROWS_MAX];                                                  \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) acc[r] = ZERO();  \
+        for (int64_t k = 0; k < kc; k++) {                                     \
+            const V bv = LOADU(b + k * (int64_t)(64 / sizeof(T)));             \
+            _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) acc[r] = FMADD(SET1(a[k * R + r]), bv, acc[r]); \
+        }                                                                      \
+        const MASK_T m = (MASK_T)((1u << nr) - 1);                             \
+        if (cs == 1) {                                                         \
+            _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) {             \
+                T *cr = c + r * rs;                                            \
+                MSTORE(cr, m, beta1 ? ADD(MLOAD(m, cr), acc[r]) : acc[r]);     \
+            }                                                                  \
+        } else {                                                               \
+            T tile[64 / sizeof(T)];                                            \
+            for (int r = 0; r < R; r++) {                                      \
+                STOREU(tile, acc[r]);                                          \
+                for (int64_t j = 0; j < nr; j++) c[r * rs + j * cs] = beta1 ? c[r * rs + j * cs] + tile[j] : tile[j]; \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    static ROWS_TARGET void NAME(int R, int64_t nr, int64_t kc, const T *a, const T *b, int beta1, T *c, \
+                                 int64_t rs, int64_t cs) {                     \
+        switch (R) {                                                           \
+        case 1: NAME##_r(1, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 2: NAME##_r(2, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 3: NAME##_r(3, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 4: NAME##_r(4, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 5: NAME##_r(5, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 6: NAME##_r(6, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 7: NAME##_r(7, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 8: NAME##_r(8, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 9: NAME##_r(9, nr, kc, a, b, beta1, c, rs, cs); break;            \
+        case 10: NAME##_r(10, nr, kc, a, b, beta1, c, rs, cs); break;          \
+        case 11: NAME##_r(11, nr, kc, a, b, beta1, c, rs, cs); break;          \
+        case 12: NAME##_r(12, nr, kc, a, b, beta1, c, rs, cs); break;          \
+        case 13: NAME##_r(13, nr, kc, a, b, beta1, c, rs, cs); break;          \
+        default: NAME##_r(14, nr, kc, a, b, beta1, c, rs, cs); break;          \
+        }                                                                      \
+    }
+ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
+           _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, _mm512_add_ps, _mm512_storeu_ps)
+ROWS_BLOCK(rows_f64, double, __m512d, _mm512_set1_pd, _mm512_setzero_pd, _mm512_loadu_pd, _mm512_fmadd_pd, __mmask8,
+           _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_add_pd, _mm512_storeu_pd)
+static int rows_kernel_ok(const gemm_geom *g, size_t es) {
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
+    return avx512 && (size_t)g->nr * es == 64;
+}
+#else
+static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; return 0; }
+#define rows_f32(...) ((void)0)
+#define rows_f64(...) ((void)0)
+#endif
+
+/* The macro-kernel.  First the threads pack all of A together (row
+ * blocks, per KC block; A is the small operand, at most a few hundred
+ * rows), then each runs its share of the work.  Blocks are MR rows for
+ * BLIS's micro-kernel (the last one padded with zeros), or nblk near-equal
+ * blocks for the row-block kernel above (block b: rows [M b / nblk,
+ * M (b+1) / nblk), packed exactly).
  *
  * Wide products split B's panels among the threads.  A narrow one (fewer
  * than WEFT_PACK_SPLIT_K_PANELS panels, two or more KC blocks: a step's
@@ -310,17 +391,20 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
  * sum) + (the second half's, made in a scratch buffer).  The halves are a
  * property of the shape, not of the thread count — one thread computes
  * both and adds them the same way — so the bits do not depend on it. */
-#define GEMM_PACKED(T, UKR_T)                                                  \
+#define GEMM_PACKED(T, UKR_T, ROWS)                                            \
     do {                                                                       \
         const T *A = in[0].data, *P = packed_base(in[1].data);                 \
         const UKR_T ukr = (UKR_T)gm.ukr;                                       \
-        const int64_t nkb = (K + gm.kc - 1) / gm.kc;                        \
+        const int own = rows_kernel_ok(&gm, sizeof(T));                        \
+        const int64_t nblk = own ? (M + WEFT_ROWS_MAX - 1) / WEFT_ROWS_MAX : (M + gm.mr - 1) / gm.mr; \
+        const int64_t mpad = own ? M : nblk * gm.mr; /* packed rows */       \
+        const int64_t nkb = (K + gm.kc - 1) / gm.kc;                           \
         /* the first half: the whole blocks nearest half the depth, at least \
          * one and leaving at least one (512 -> 256 + 256, 600 -> 256 + 344) */ \
         int64_t kb_half = split_k ? (K + gm.kc) / (2 * gm.kc) : nkb;           \
         if (split_k && kb_half < 1) kb_half = 1;                               \
         if (split_k && kb_half > nkb - 1) kb_half = nkb - 1;                   \
-        const size_t a_bytes = ((size_t)(mp * gm.mr * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
+        const size_t a_bytes = ((size_t)(mpad * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
         const size_t s_bytes = split_k ? ((size_t)(M * N) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1) : 0; \
         T *ap = aligned_alloc(PACK_ALIGN, a_bytes + s_bytes);                  \
         if (!ap) return weft_error(WEFT_ERR_NOMEM, "matmul_packed: out of memory for packing A"); \
@@ -330,10 +414,11 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             const int t = omp_get_thread_num(), nth = omp_get_num_threads();   \
             for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
-                for (int64_t ip = mp * t / nth; ip < mp * (t + 1) / nth; ip++) { \
-                    const int64_t i = ip * gm.mr, mr = M - i < gm.mr ? M - i : gm.mr; \
-                    T *q = ap + p0 * mp * gm.mr + i * kc;                      \
-                    PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, gm.mr); \
+                for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
+                    const int64_t i = own ? M * ib / nblk : ib * gm.mr;        \
+                    const int64_t mr = own ? M * (ib + 1) / nblk - i : (M - i < gm.mr ? M - i : gm.mr); \
+                    T *q = ap + p0 * mpad + i * kc;                            \
+                    PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
                 }                                                              \
             }                                                                  \
             _Pragma("omp barrier")                                             \
@@ -352,13 +437,18 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
                 const inc_t rs = h ? N : rsc, cs = h ? 1 : csc;                \
                 for (int64_t kb = h ? kb_half : 0; kb < (h ? nkb : kb_half); kb++) { \
                     const int64_t p0 = kb * gm.kc, kc = K - p0 < gm.kc ? K - p0 : gm.kc; \
-                    const T *pa = ap + p0 * mp * gm.mr, *pb = P + p0 * np * gm.nr; \
+                    const T *pa = ap + p0 * mpad, *pb = P + p0 * np * gm.nr;   \
                     T beta = kb == (h ? kb_half : 0) ? 0 : 1;                  \
                     for (int64_t j = np * me / count; j < np * (me + 1) / count; j++) { \
                         const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
                         T *b = (T *)pb + j * kc * gm.nr;                       \
-                        for (int64_t i = 0; i < M; i += gm.mr) {               \
-                            const int64_t mr = M - i < gm.mr ? M - i : gm.mr;  \
+                        for (int64_t ib = 0; ib < nblk; ib++) {                \
+                            const int64_t i = own ? M * ib / nblk : ib * gm.mr; \
+                            const int64_t mr = own ? M * (ib + 1) / nblk - i : (M - i < gm.mr ? M - i : gm.mr); \
+                            if (own) {                                         \
+                                ROWS((int)mr, nr, kc, pa + i * kc, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
+                                continue;                                      \
+                            }                                                  \
                             bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
                             bli_auxinfo_set_next_b(i + gm.mr < M ? b : b + kc * gm.nr, &aux); \
                             ukr(mr, nr, kc, &one, (T *)pa + i * kc, b, &beta, Cb + i * rs + j * gm.nr * cs, \
@@ -383,13 +473,13 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     int ta = attr->i[0] != 0;
     gemm_geom gm = geom_of(out->dtype);
     const int64_t M = out->shape.dim[0], N = out->shape.dim[1], K = in[0].shape.dim[!ta];
-    const int64_t np = panels_of(&gm, N), mp = (M + gm.mr - 1) / gm.mr;
+    const int64_t np = panels_of(&gm, N);
     const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
     const inc_t rsc = out->stride[0], csc = out->stride[1];
     const int split_k = np < WEFT_PACK_SPLIT_K_PANELS && K > gm.kc;
     int nt = gemm_single(ctx, M, N, K) ? 1 : omp_get_max_threads();
     if (!split_k && nt > np) nt = (int)np;
-    if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft);
-    else GEMM_PACKED(double, dgemm_ukr_ft);
+    if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft, rows_f32);
+    else GEMM_PACKED(double, dgemm_ukr_ft, rows_f64);
     return WEFT_OK;
 }

@@ -341,12 +341,14 @@ Test(compile, packed_products_match_blis) {
 Test(compile, packed_products_at_the_edges) {
     /* wide products share B's panels; narrow ones (8-15 panels: NR is 16 in
      * f32, 8 in f64; depth of two KC blocks or more) cut their depth in two
-     * halves */
-    static const int64_t Ms[] = {1, 5, 6, 7, 64}, Ks[] = {1, 255, 256, 257, 600, 512, 513, 600, 1024, 1100};
+     * halves.  Rows: BLIS's MR-row tiles and their remainders; with AVX-512,
+     * the row-block kernel's blocks (15 = 7 + 8, 50 = 12 + 13 + 12 + 13,
+     * 200 = 15 blocks of 13-14). */
+    static const int64_t Ms[] = {1, 5, 6, 7, 15, 50, 64, 200}, Ks[] = {1, 255, 256, 257, 600, 512, 513, 600, 1024, 1100};
     static const int64_t Ns[2][6] = {{256, 257, 271, 64, 67, 100}, {256, 257, 271, 128, 131, 200}};
     int cases = 0;
     for (int f = 0; f < 2; f++)
-    for (int mi = 0; mi < 5; mi++)
+    for (int mi = 0; mi < 8; mi++)
         for (int ni = 0; ni < 6; ni++)
             for (int ki = ni < 3 ? 0 : 5; ki < (ni < 3 ? 5 : 10); ki++) {
                 weft_dtype dt = f ? WEFT_F32 : WEFT_F64;
