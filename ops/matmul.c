@@ -319,6 +319,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 /* The rows of one block: A packed as kc x R (R values per k), B as kc x
  * one register, C rows at c + r*rs with unit column stride, or through a
  * scratch tile when the column stride is not 1. */
+#define ROWS_CASE(NAME, R) case R: NAME##_r(R, nr, kc, a, b, beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, int64_t nr, int64_t kc, \
                                                                          const T *a, const T *b, int beta1, T *c, \
@@ -345,21 +346,12 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
     }                                                                          \
     static ROWS_TARGET void NAME(int R, int64_t nr, int64_t kc, const T *a, const T *b, int beta1, T *c, \
                                  int64_t rs, int64_t cs) {                     \
+        /* one specialisation per height: the accumulators stay in registers */ \
         switch (R) {                                                           \
-        case 1: NAME##_r(1, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 2: NAME##_r(2, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 3: NAME##_r(3, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 4: NAME##_r(4, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 5: NAME##_r(5, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 6: NAME##_r(6, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 7: NAME##_r(7, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 8: NAME##_r(8, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 9: NAME##_r(9, nr, kc, a, b, beta1, c, rs, cs); break;            \
-        case 10: NAME##_r(10, nr, kc, a, b, beta1, c, rs, cs); break;          \
-        case 11: NAME##_r(11, nr, kc, a, b, beta1, c, rs, cs); break;          \
-        case 12: NAME##_r(12, nr, kc, a, b, beta1, c, rs, cs); break;          \
-        case 13: NAME##_r(13, nr, kc, a, b, beta1, c, rs, cs); break;          \
-        default: NAME##_r(14, nr, kc, a, b, beta1, c, rs, cs); break;          \
+            ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
+            ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
+            ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
+        default: NAME##_r(WEFT_ROWS_MAX, nr, kc, a, b, beta1, c, rs, cs); break; \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
