@@ -172,6 +172,8 @@ static gemm_geom geom_of(weft_dtype dt) {
 }
 
 #define PACK_ALIGN 64
+/* Whether matmul_packed runs its own row-block kernel (AVX-512, below). */
+static int rows_kernel_ok(const gemm_geom *g, size_t es);
 /* Products with fewer panels than this cut their depth in two halves
  * instead of sharing panels (see GEMM_PACKED). */
 #define WEFT_PACK_SPLIT_K_PANELS 16
@@ -212,7 +214,9 @@ int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k) {
      * [128 x 384] x [384 x 128] (halves of 256 and 128) timed the same on 2
      * threads and 4-6% slower on 1, so it stays with BLIS. */
     int64_t panels = panels_of(&g, n);
-    return panels >= WEFT_PACK_SPLIT_K_PANELS || (panels >= WEFT_PACK_SPLIT_K_PANELS / 2 && k >= 2 * g.kc);
+    int rows_split = rows_kernel_ok(&g, weft_dtype_size(dt)); /* narrow ones share row blocks, any depth */
+    return panels >= WEFT_PACK_SPLIT_K_PANELS ||
+           (panels >= WEFT_PACK_SPLIT_K_PANELS / 2 && (rows_split || k >= 2 * g.kc));
 }
 
 static void *packed_base(void *p) { return (void *)(((uintptr_t)p + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1)); }
@@ -387,8 +391,6 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
     do {                                                                       \
         const T *A = in[0].data, *P = packed_base(in[1].data);                 \
         const UKR_T ukr = (UKR_T)gm.ukr;                                       \
-        const int own = rows_kernel_ok(&gm, sizeof(T));                        \
-        const int64_t nblk = own ? (M + WEFT_ROWS_MAX - 1) / WEFT_ROWS_MAX : (M + gm.mr - 1) / gm.mr; \
         const int64_t mpad = own ? M : nblk * gm.mr; /* packed rows */       \
         const int64_t nkb = (K + gm.kc - 1) / gm.kc;                           \
         /* the first half: the whole blocks nearest half the depth, at least \
@@ -431,10 +433,12 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
                     const int64_t p0 = kb * gm.kc, kc = K - p0 < gm.kc ? K - p0 : gm.kc; \
                     const T *pa = ap + p0 * mpad, *pb = P + p0 * np * gm.nr;   \
                     T beta = kb == (h ? kb_half : 0) ? 0 : 1;                  \
-                    for (int64_t j = np * me / count; j < np * (me + 1) / count; j++) { \
+                    const int64_t j0 = split_rows ? 0 : np * me / count, j1 = split_rows ? np : np * (me + 1) / count; \
+                    const int64_t b0 = split_rows ? nblk * me / count : 0, b1 = split_rows ? nblk * (me + 1) / count : nblk; \
+                    for (int64_t j = j0; j < j1; j++) {                        \
                         const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
                         T *b = (T *)pb + j * kc * gm.nr;                       \
-                        for (int64_t ib = 0; ib < nblk; ib++) {                \
+                        for (int64_t ib = b0; ib < b1; ib++) {                 \
                             const int64_t i = own ? M * ib / nblk : ib * gm.mr; \
                             const int64_t mr = own ? M * (ib + 1) / nblk - i : (M - i < gm.mr ? M - i : gm.mr); \
                             if (own) {                                         \
@@ -468,9 +472,14 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     const int64_t np = panels_of(&gm, N);
     const int64_t si = in[0].stride[ta], sk = in[0].stride[!ta];
     const inc_t rsc = out->stride[0], csc = out->stride[1];
-    const int split_k = np < WEFT_PACK_SPLIT_K_PANELS && K > gm.kc;
+    const int own = rows_kernel_ok(&gm, weft_dtype_size(out->dtype));
+    const int64_t nblk = own ? (M + WEFT_ROWS_MAX - 1) / WEFT_ROWS_MAX : (M + gm.mr - 1) / gm.mr;
+    /* too few panels to share: the threads share the row blocks (row-block
+     * kernel) or the depth's two halves (BLIS's) */
+    const int narrow = np < WEFT_PACK_SPLIT_K_PANELS;
+    const int split_rows = own && narrow, split_k = !own && narrow && K > gm.kc;
     int nt = gemm_single(ctx, M, N, K) ? 1 : omp_get_max_threads();
-    if (!split_k && nt > np) nt = (int)np;
+    if (!split_k && nt > (split_rows ? nblk : np)) nt = (int)(split_rows ? nblk : np);
     if (out->dtype == WEFT_F32) GEMM_PACKED(float, sgemm_ukr_ft, rows_f32);
     else GEMM_PACKED(double, dgemm_ukr_ft, rows_f64);
     return WEFT_OK;

@@ -340,17 +340,18 @@ Test(compile, packed_products_match_blis) {
  * against BLIS; and 1 thread against 2, bitwise. */
 Test(compile, packed_products_at_the_edges) {
     /* wide products share B's panels; narrow ones (8-15 panels: NR is 16 in
-     * f32, 8 in f64; depth of two KC blocks or more) cut their depth in two
-     * halves.  Rows: BLIS's MR-row tiles and their remainders; with AVX-512,
+     * f32, 8 in f64) share the row blocks (row-block kernel) or, two KC
+     * blocks deep or more, cut their depth in two halves (BLIS's).  Rows: BLIS's MR-row tiles and their remainders; with AVX-512,
      * the row-block kernel's blocks (15 = 7 + 8, 50 = 12 + 13 + 12 + 13,
      * 200 = 15 blocks of 13-14). */
-    static const int64_t Ms[] = {1, 5, 6, 7, 15, 50, 64, 200}, Ks[] = {1, 255, 256, 257, 600, 512, 513, 600, 1024, 1100};
+    static const int64_t Ms[] = {1, 5, 6, 7, 15, 50, 64, 200},
+                         Ks[] = {1, 255, 256, 257, 600, 512, 513, 600, 1024, 1100, 384};
     static const int64_t Ns[2][6] = {{256, 257, 271, 64, 67, 100}, {256, 257, 271, 128, 131, 200}};
     int cases = 0;
     for (int f = 0; f < 2; f++)
     for (int mi = 0; mi < 8; mi++)
         for (int ni = 0; ni < 6; ni++)
-            for (int ki = ni < 3 ? 0 : 5; ki < (ni < 3 ? 5 : 10); ki++) {
+            for (int ki = ni < 3 ? 0 : 5; ki < (ni < 3 ? 5 : 11); ki++) {
                 weft_dtype dt = f ? WEFT_F32 : WEFT_F64;
                 size_t es = f ? sizeof(float) : sizeof(double);
                 int64_t M = Ms[mi], N = Ns[f][ni], K = Ks[ki];
@@ -367,6 +368,9 @@ Test(compile, packed_products_at_the_edges) {
                 weft_compile_options o = {.verify = 1};
                 weft_compile_report rep = compare(&m, &o, f ? 1e-5 : 1e-12);
                 const weft_pass_stat *pk = tu_pass_stat(&rep, "pack");
+                /* a narrow product less than two KC blocks deep is packed
+                 * only for the row-block kernel (its threads share rows) */
+                if (K < 512 && ni >= 3 && !__builtin_cpu_supports("avx512f")) goto next;
                 cr_assert(pk && pk->changes == 2, "%s M=%lld N=%lld K=%lld ta=%d tb=%d: not packed", f ? "f32" : "f64",
                              (long long)M, (long long)N, (long long)K, ta, tb);
                 /* the same bits on 1 and 2 threads (kernels sharing the
@@ -389,6 +393,7 @@ Test(compile, packed_products_at_the_edges) {
                 free(got[0]);
                 free(got[1]);
                 weft_exec_free(e);
+            next:
                 model_free(&m);
                 cases++;
             }
