@@ -208,11 +208,13 @@ int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k) {
     gemm_geom g = geom_of(dt);
     /* Wide products (WEFT_PACK_SPLIT_K_PANELS panels or more: 256 columns
      * in f32) share panels among the threads.  Narrower ones (from half
-     * that) pay when their depth cuts into two halves of whole KC blocks:
-     * row 1's backward [50 x 512] x [512 x 128] made the step 3% faster on 2
-     * threads and 2.5% on 1 (bench/ab.py, 6 and 4 rounds); row 2's
-     * [128 x 384] x [384 x 128] (halves of 256 and 128) timed the same on 2
-     * threads and 4-6% slower on 1, so it stays with BLIS. */
+     * that) share row blocks on the row-block kernel, at any depth (row 2's
+     * backward [128 x 384] x [384 x 128]: the step 2% faster, 7 rounds).
+     * On BLIS's kernel they pay when their depth cuts into two halves of
+     * whole KC blocks: row 1's backward [50 x 512] x [512 x 128] made the
+     * step 3% faster on 2 threads and 2.5% on 1 (bench/ab.py, 6 and 4
+     * rounds); row 2's (halves of 256 and 128) timed the same on 2 threads
+     * and 4-6% slower on 1. */
     int64_t panels = panels_of(&g, n);
     int rows_split = rows_kernel_ok(&g, weft_dtype_size(dt)); /* narrow ones share row blocks, any depth */
     return panels >= WEFT_PACK_SPLIT_K_PANELS ||
@@ -381,9 +383,10 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
  * M (b+1) / nblk), packed exactly).
  *
  * Wide products split B's panels among the threads.  A narrow one (fewer
- * than WEFT_PACK_SPLIT_K_PANELS panels, two or more KC blocks: a step's
- * [B, 4H] x [4H, H] backward product with small H) has too few panels to
- * share, so its KC blocks are cut in two halves: C = (the first half's
+ * than WEFT_PACK_SPLIT_K_PANELS panels: a step's [B, 4H] x [4H, H]
+ * backward product with small H) has too few panels to share: on the
+ * row-block kernel the threads share its row blocks instead; on BLIS's
+ * (two or more KC blocks deep) its KC blocks are cut in two halves: C = (the first half's
  * sum) + (the second half's, made in a scratch buffer).  The halves are a
  * property of the shape, not of the thread count — one thread computes
  * both and adds them the same way — so the bits do not depend on it. */
