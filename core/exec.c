@@ -147,7 +147,7 @@ static double node_cost(const weft_graph *g, int i) {
     const weft_node_rec *r = &g->nodes[i];
     if (r->kind != WEFT_NODE_OP || (weft_ops[r->op].flags & WEFT_OPF_VIEW)) return 0;
     double n = (double)weft_shape_numel(r->shape);
-    if (r->op == WEFT_OP_matmul || r->op == WEFT_OP_matmul_packed) {
+    if (weft_op_is_product(r->op)) {
         weft_shape a = g->nodes[weft_in_of(g, i, 0)].shape;
         n *= (double)a.dim[r->attr.i[0] ? 0 : 1] / 4; /* flops go faster than memory */
     }

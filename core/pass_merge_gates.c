@@ -75,9 +75,11 @@ static weft_status merge(weft_rw *rw, int wgrad) {
     weft_node *lead_of = malloc((size_t)(n ? n : 1) * sizeof *lead_of);
     weft_node *next = malloc((size_t)(n ? n : 1) * sizeof *next); /* members of a group, in order */
     weft_node *stack = malloc((size_t)(n ? n : 1) * sizeof *stack);
-    if (!keys || !lead_of || !next || !stack) {
-        free(keys); free(lead_of); free(next); free(stack);
-        return weft_error(WEFT_ERR_NOMEM, "%s: out of memory", wgrad ? "merge-wgrad" : "merge-gates");
+    weft_node *W = malloc((size_t)(n ? n : 1) * sizeof *W), *mem = malloc((size_t)(n ? n : 1) * sizeof *mem);
+    weft_status st = WEFT_OK;
+    if (!keys || !lead_of || !next || !stack || !W || !mem) {
+        st = weft_error(WEFT_ERR_NOMEM, "%s: out of memory", wgrad ? "merge-wgrad" : "merge-gates");
+        goto done;
     }
     for (int i = 0; i < n; i++) {
         lead_of[i] = WEFT_NONE;
@@ -121,9 +123,8 @@ static weft_status merge(weft_rw *rw, int wgrad) {
         a = b;
     }
     if (!groups) { /* e.g. a cell written with one wide matmul already */
-        free(keys); free(lead_of); free(next); free(stack);
         rw->unchanged = 1;
-        return WEFT_OK;
+        goto done;
     }
     for (int i = 0; i < n; i++) {
         if (rw->map[i] != WEFT_NONE) continue;
@@ -142,11 +143,6 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             for (weft_node k = next[i]; k != WEFT_NONE; k = next[k]) lead_of[k] = WEFT_NONE;
             continue;
         }
-        weft_node *W = malloc((size_t)m * sizeof *W), *mem = malloc((size_t)m * sizeof *mem);
-        if (!W || !mem) {
-            free(W); free(mem); free(keys); free(lead_of); free(next); free(stack);
-            return weft_error(WEFT_ERR_NOMEM, "%s: out of memory", wgrad ? "merge-wgrad" : "merge-gates");
-        }
         m = 0;
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
             mem[m] = k;
@@ -161,14 +157,10 @@ static weft_status merge(weft_rw *rw, int wgrad) {
         weft_rw_note(rw, big, wgrad ? "%d weight-gradient matmuls -> 1 (merge-wgrad)" : "%d gate matmuls -> 1 (merge-gates)",
                      m);
         weft_rw_map_slices(rw, big, mem, m, 1);
-        free(W);
-        free(mem);
     }
-    free(keys);
-    free(lead_of);
-    free(next);
-    free(stack);
-    return WEFT_OK;
+done:
+    free(keys); free(lead_of); free(next); free(stack); free(W); free(mem);
+    return st;
 }
 
 weft_status weft_pass_merge_gates(weft_rw *rw) { return merge(rw, 0); }

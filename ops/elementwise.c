@@ -27,11 +27,10 @@
         const int64_t rows = ia.n[0] * ia.n[1] * ia.n[2];                      \
         _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
         for (int64_t row = 0; row < rows; row++) {                             \
-            const int64_t i2 = row % ia.n[2], i1 = row / ia.n[2] % ia.n[1], i0 = row / ia.n[2] / ia.n[1]; \
-            const T *pa = A + i0 * ia.s[0] + i1 * ia.s[1] + i2 * ia.s[2];      \
-            const T *pb = B + i0 * ib.s[0] + i1 * ib.s[1] + i2 * ib.s[2];      \
-            const T *pc = C + i0 * ic.s[0] + i1 * ic.s[1] + i2 * ic.s[2];      \
-            T *o = O + i0 * io.s[0] + i1 * io.s[1] + i2 * io.s[2];             \
+            const weft_row3 ri = weft_row_index(&ia, row);                     \
+            const T *pa = A + weft_row_offset(&ia, ri), *pb = B + weft_row_offset(&ib, ri); \
+            const T *pc = C + weft_row_offset(&ic, ri);                        \
+            T *o = O + weft_row_offset(&io, ri);                               \
             if (sa == 1 && sb == 1 && sc == 1) {                               \
                 _Pragma("omp simd")                                            \
                 for (int64_t d = 0; d < D; d++) {                              \

@@ -102,12 +102,9 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
         for (int64_t row = 0; row < rows; row++) {                             \
             T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK]; \
             const T *base[WEFT_FUSED_MAX_INPUTS];                              \
-            /* the row's index: the same for every operand and the output  \
-             * (all iterate S's leading dims), so divided out once */         \
-            const int64_t i2 = row % io.n[2], i1 = row / io.n[2] % io.n[1], i0 = row / io.n[2] / io.n[1]; \
-            const int64_t orow = i0 * io.s[0] + i1 * io.s[1] + i2 * io.s[2];  \
-            for (int k = 0; k < n; k++)                                        \
-                base[k] = (const T *)in[k].data + i0 * it[k].s[0] + i1 * it[k].s[1] + i2 * it[k].s[2]; \
+            const weft_row3 ri = weft_row_index(&io, row); /* S's leading dims */ \
+            const int64_t orow = weft_row_offset(&io, ri);                     \
+            for (int k = 0; k < n; k++) base[k] = (const T *)in[k].data + weft_row_offset(&it[k], ri); \
             for (int64_t j0 = 0; j0 < D; j0 += CHUNK) {                        \
                 const int len = (int)(D - j0 < CHUNK ? D - j0 : CHUNK);        \
                 const T *src[WEFT_FUSED_MAX_INPUTS];                           \

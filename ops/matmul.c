@@ -154,8 +154,8 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
  * results with 1 or 2 threads.  Each thread keeps its share of the panels
  * across steps (in its own L2 when it fits).  A (the small operand: one
  * step's batch of rows) is packed by all the threads together first.
- * Narrow products split their depth in two halves instead (GEMM_PACKED);
- * those halves too are fixed by the shape. */
+ * Narrow products share row blocks or their depth's two halves instead
+ * (GEMM_PACKED); both are fixed by the shape. */
 
 typedef struct {
     dim_t mr, nr, kc;
@@ -174,8 +174,8 @@ static gemm_geom geom_of(weft_dtype dt) {
 #define PACK_ALIGN 64
 /* Whether matmul_packed runs its own row-block kernel (AVX-512, below). */
 static int rows_kernel_ok(const gemm_geom *g, size_t es);
-/* Products with fewer panels than this cut their depth in two halves
- * instead of sharing panels (see GEMM_PACKED). */
+/* Products with fewer panels than this share row blocks or their depth's
+ * two halves among the threads instead of panels (see GEMM_PACKED). */
 #define WEFT_PACK_SPLIT_K_PANELS 16
 
 /* NR-column panels of an operand with n columns. */
@@ -375,6 +375,13 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
 #define rows_f64(...) ((void)0)
 #endif
 
+/* Row block ib: its first row *i and its height *h.  BLIS's kernel: MR
+ * rows (fewer in the last); the row-block kernel: nblk near-equal ones. */
+static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64_t ib, int64_t *i, int64_t *h) {
+    *i = own ? M * ib / nblk : ib * mr;
+    *h = own ? M * (ib + 1) / nblk - *i : (M - *i < mr ? M - *i : mr);
+}
+
 /* The macro-kernel.  First the threads pack all of A together (row
  * blocks, per KC block; A is the small operand, at most a few hundred
  * rows), then each runs its share of the work.  Blocks are MR rows for
@@ -412,8 +419,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
             for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
                 for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
-                    const int64_t i = own ? M * ib / nblk : ib * gm.mr;        \
-                    const int64_t mr = own ? M * (ib + 1) / nblk - i : (M - i < gm.mr ? M - i : gm.mr); \
+                    int64_t i, mr;                                             \
+                    row_block(own, M, nblk, gm.mr, ib, &i, &mr);               \
                     T *q = ap + p0 * mpad + i * kc;                            \
                     PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
                 }                                                              \
@@ -442,8 +449,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
                         const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
                         T *b = (T *)pb + j * kc * gm.nr;                       \
                         for (int64_t ib = b0; ib < b1; ib++) {                 \
-                            const int64_t i = own ? M * ib / nblk : ib * gm.mr; \
-                            const int64_t mr = own ? M * (ib + 1) / nblk - i : (M - i < gm.mr ? M - i : gm.mr); \
+                            int64_t i, mr;                                     \
+                            row_block(own, M, nblk, gm.mr, ib, &i, &mr);       \
                             if (own) {                                         \
                                 ROWS((int)mr, nr, kc, pa + i * kc, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
                                 continue;                                      \

@@ -88,6 +88,9 @@ weft_status weft_ops_check(void);
 #define WEFT_KERNEL_CLONES
 #endif
 
+/* A matrix product, packed or not (for cost estimates and reports). */
+static inline int weft_op_is_product(int op) { return op == WEFT_OP_matmul || op == WEFT_OP_matmul_packed; }
+
 /* Whether an [m x k] x [k x n] product of this dtype runs faster as
  * matmul_packed (ops/matmul.c): the pass `pack` asks before rewriting. */
 int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k);
@@ -106,5 +109,18 @@ typedef struct weft_iter4 {
 } weft_iter4;
 /* View t with shape broadcast to `to` (stride 0 on broadcast dims). */
 weft_iter4 weft_iter4_of(const weft_tensor *t, const weft_shape *to);
+/* Kernels walk rows: runs along the last axis, numbered over the leading
+ * three.  Row `row`'s index (i[0], i[1], i[2]) is the same for every
+ * operand iterated over one shape, so it is divided out once per row. */
+typedef struct weft_row3 {
+    int64_t i[3];
+} weft_row3;
+static inline weft_row3 weft_row_index(const weft_iter4 *it, int64_t row) {
+    return (weft_row3){{row / it->n[2] / it->n[1], row / it->n[2] % it->n[1], row % it->n[2]}};
+}
+/* Offset, in elements, of that row's first element in it. */
+static inline int64_t weft_row_offset(const weft_iter4 *it, weft_row3 r) {
+    return r.i[0] * it->s[0] + r.i[1] * it->s[1] + r.i[2] * it->s[2];
+}
 
 #endif

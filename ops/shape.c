@@ -14,9 +14,9 @@ static void copy_strided(const weft_tensor *dst, const weft_tensor *src, int thr
     const int64_t rows = is.n[0] * is.n[1] * is.n[2], len = is.n[3];
 #pragma omp parallel for schedule(static) if (rows * len >= 16 * WEFT_PAR_MIN_ELEMENTS && rows > 1 && threads != 1)
     for (int64_t row = 0; row < rows; row++) {
-        const int64_t c = row % is.n[2], b = row / is.n[2] % is.n[1], a = row / (is.n[2] * is.n[1]);
-        const char *ps = (const char *)src->data + (a * is.s[0] + b * is.s[1] + c * is.s[2]) * es;
-        char *pd = (char *)dst->data + (a * id.s[0] + b * id.s[1] + c * id.s[2]) * es;
+        const weft_row3 ri = weft_row_index(&is, row);
+        const char *ps = (const char *)src->data + weft_row_offset(&is, ri) * es;
+        char *pd = (char *)dst->data + weft_row_offset(&id, ri) * es;
         if (is.s[3] == 1 && id.s[3] == 1)
             memcpy(pd, ps, (size_t)(len * es));
         else
