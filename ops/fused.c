@@ -116,6 +116,7 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     T *gbuf = gath[ng++];                                      \
                     if (st == 0) { /* a scalar or a column: a vector fill */   \
                         const T v = base[k][0];                                \
+                        _Pragma("omp simd")                                    \
                         for (int j = 0; j < len; j++) gbuf[j] = v;             \
                     } else {                                                   \
                         for (int j = 0; j < len; j++) gbuf[j] = base[k][(j0 + j) * st]; \
