@@ -2,7 +2,8 @@
  * (reshape/broadcast to the same shape, full slices, casts to the same
  * dtype, stop_gradient after autodiff), reshape chains, transpose chains,
  * a sum keeping dims then reshaped to drop them (a plain sum),
- * concats of consecutive slices of one tensor (which is that tensor), and
+ * concats of consecutive slices of one tensor (which is that tensor), two
+ * row stacks of the same parts shifted (one stack, two windows), and
  * slices pushed through elementwise ops that only slices read:
  * slice(a + b) = slice(a) + slice(b).  The last turns the gate
  * pre-activations of a step (x W_ih^T + b_ih + h W_hh^T + b_hh, read as
@@ -94,6 +95,61 @@ weft_node weft_rw_concat_rows(weft_rw *rw, weft_node like, const weft_node *part
     return weft_rw_op(rw, like, WEFT_OP_slice, &flat, 1, &sa);
 }
 
+/* Two row stacks of the same [R, K] parts, shifted: src concat i stacks
+ * a_0..a_{n-1} and a later concat j stacks b_0..b_{m-1} with b_k = a_{k-d}
+ * wherever both are defined (the step outputs h_1..h_T, and h_0..h_{T-1}
+ * stacked by batch-wgrad for dW_hh).  Both become row windows of one
+ * concat of their union, so the memory plan writes each part once, where
+ * the second stack would have copied all of them.  Emitted at i when j's
+ * parts all come before i; j's window waits in later[j].  Overlaps shorter
+ * than two parts are left alone. */
+static weft_node shared_stack(weft_rw *rw, weft_node i, const weft_node *in, int n, weft_node *later) {
+    const weft_graph *src = rw->src;
+    weft_graph *d = rw->dst;
+    const weft_node_rec *ri = R(src, i);
+    if (ri->attr.i[0] != 0 || ri->shape.ndim != 2 || n < 2) return WEFT_NONE;
+    for (int k = 1; k < n; k++)
+        if (!weft_shape_eq(R(d, in[k])->shape, R(d, in[0])->shape)) return WEFT_NONE;
+    const int64_t rows = R(d, in[0])->shape.dim[0];
+    for (weft_node j = i + 1; j < src->n; j++) {
+        const weft_node_rec *rj = R(src, j);
+        if (!rw->live[j] || rj->kind != WEFT_NODE_OP || rj->op != WEFT_OP_concat || rj->attr.i[0] != 0 ||
+            later[j] != WEFT_NONE || rj->dtype != ri->dtype || rj->shape.ndim != 2 || rj->shape.dim[1] != ri->shape.dim[1])
+            continue;
+        int m = rj->n_in, ok = 1;
+        for (int k = 0; k < m && ok; k++) {
+            weft_node x = weft_in_of(src, j, k);
+            ok = x < i && weft_shape_eq(R(d, rw->map[x])->shape, R(d, in[0])->shape);
+        }
+        if (!ok) continue;
+        /* the shift d: where a_0 sits in j, or minus where b_0 sits in i */
+        int shift = 0, found = 0;
+        for (int q = 0; q < m && !found; q++) found = rw->map[weft_in_of(src, j, q)] == in[0], shift = q;
+        for (int q = 1; q < n && !found; q++) found = in[q] == rw->map[weft_in_of(src, j, 0)], shift = -q;
+        if (!found) continue;
+        int lo = shift < 0 ? shift : 0, hi = shift + n > m ? shift + n : m, overlap = 0;
+        for (int k = 0; k < m && ok; k++) /* b_k against a_{k - shift} */
+            if (k - shift >= 0 && k - shift < n) {
+                ok = rw->map[weft_in_of(src, j, k)] == in[k - shift];
+                overlap++;
+            }
+        if (!ok || overlap < 2) continue;
+        weft_node *parts = malloc((size_t)(hi - lo) * sizeof *parts);
+        if (!parts) return WEFT_NONE;
+        for (int k = lo; k < hi; k++) /* union position k: a_{k - shift} or b_k */
+            parts[k - lo] = k - shift >= 0 && k - shift < n ? in[k - shift] : rw->map[weft_in_of(src, j, k)];
+        weft_attr ca = {.i = {0}};
+        weft_node all = weft_rw_op(rw, i, WEFT_OP_concat, parts, hi - lo, &ca);
+        free(parts);
+        weft_attr sj = {.i = {0, (0 - lo) * rows, (m - lo) * rows}};
+        later[j] = weft_rw_op(rw, j, WEFT_OP_slice, &all, 1, &sj);
+        weft_rw_note(rw, later[j], "rows of one stack shared with an earlier concat (simplify)");
+        weft_attr si = {.i = {0, (shift - lo) * rows, (shift + n - lo) * rows}};
+        return weft_rw_op(rw, i, WEFT_OP_slice, &all, 1, &si);
+    }
+    return WEFT_NONE;
+}
+
 /* concat along axis 0 of reshape(x_k, [1, rest...]) with every x_k of
  * shape [rest...] -> reshape(concat(x_k along axis 0), [n, rest...])  when
  * rest[0] rows stack (e.g. the step outputs h_t [B, H] stacked into
@@ -174,11 +230,14 @@ weft_status weft_pass_simplify(weft_rw *rw) {
      * own, one per slice, where one kernel ran before) */
     int *slice_uses = calloc((size_t)src->n + 1, sizeof *slice_uses);
     uint8_t *unfused = calloc((size_t)src->n + 1, 1);
-    if (!slice_uses || !unfused) {
+    weft_node *later = malloc(((size_t)src->n + 1) * sizeof *later); /* shared_stack's windows */
+    if (!slice_uses || !unfused || !later) {
         free(slice_uses);
         free(unfused);
+        free(later);
         return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
     }
+    for (int i = 0; i < src->n; i++) later[i] = WEFT_NONE;
     for (int i = 0; i < src->n; i++) {
         const weft_node_rec *r = &src->nodes[i];
         if (!rw->live[i] || r->kind != WEFT_NODE_OP) continue;
@@ -266,10 +325,12 @@ weft_status weft_pass_simplify(weft_rw *rw) {
             if (!in) {
                 free(slice_uses);
                 free(unfused);
+                free(later);
                 return weft_error(WEFT_ERR_NOMEM, "simplify: out of memory");
             }
             for (int k = 0; k < r->n_in; k++) in[k] = weft_rw_in(rw, i, k);
-            out = concat_of_slices(rw, i, in, r->n_in, (int)r->attr.i[0]);
+            out = later[i] != WEFT_NONE ? later[i] : concat_of_slices(rw, i, in, r->n_in, (int)r->attr.i[0]);
+            if (out == WEFT_NONE) out = shared_stack(rw, i, in, r->n_in, later);
             if (out == WEFT_NONE && (int)r->attr.i[0] == 0 && r->shape.ndim == 2)
                 out = weft_rw_concat_rows(rw, i, in, r->n_in);
             if (out == WEFT_NONE && (int)r->attr.i[0] == 0) out = concat_of_unit_reshapes(rw, i, in, r->n_in);
@@ -288,5 +349,6 @@ weft_status weft_pass_simplify(weft_rw *rw) {
     }
     free(slice_uses);
     free(unfused);
+    free(later);
     return WEFT_OK;
 }

@@ -240,6 +240,29 @@ Test(compile, passes_batch_the_gemms) {
     model_free(&m);
 }
 
+/* The step outputs h_1..h_T (the output stack) and h_0..h_{T-1} (stacked
+ * by batch-wgrad for dW_hh) are row windows of one stack h_0..h_T, which
+ * the plan has the steps write in place: no second stack is copied. */
+Test(compile, the_step_outputs_are_stacked_once) {
+    for (int gru = 0; gru < 2; gru++) {
+        model m = rnn_model(gru ? "gru" : "lstm", 1, 0, 0, 0, WEFT_F64);
+        compare(&m, NULL, 1e-12);
+        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
+        cr_assert(p, "%s", weft_last_error());
+        const weft_graph *g = weft_exec_graph(p);
+        int stacks = 0, rows = 0;
+        for (int i = 0; i < weft_graph_node_count(g); i++) {
+            const char *op = weft_node_op_name(g, i);
+            weft_shape s = weft_node_shape(g, i);
+            if (op && !strcmp(op, "concat") && s.ndim == 2 && s.dim[1] == 6) stacks++, rows = (int)s.dim[0];
+        }
+        cr_assert_eq(stacks, 1, "%s: stacks of [B, H] step values: %d", gru ? "gru" : "lstm", stacks);
+        cr_assert_eq(rows, 6 * 3, "%s: the stack has %d rows, not (T + 1) B", gru ? "gru" : "lstm", rows);
+        weft_exec_free(p);
+        model_free(&m);
+    }
+}
+
 /* What fusion makes of an LSTM step, counted in the compiled graph: each
  * forward step's gate sums, nonlinearities and state update are one fused
  * kernel with several outputs (the state and the activations the backward
