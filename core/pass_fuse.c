@@ -6,9 +6,10 @@
  * the root (so no path leaves the region and comes back): the gate
  * nonlinearities and the state update of a step become one kernel that
  * writes the state and the activations side by side, [n_out, shape...], and
- * the readers get views of their rows.  A root written straight into a
- * concat (the memory plan places it) keeps one output.  Nothing is computed
- * twice. */
+ * the readers get views of their rows.  Sibling regions that one node
+ * reads (the output gate and tanh(c), read by h) then join into one
+ * kernel.  A root written straight into a concat (the memory plan places
+ * it) keeps one output.  Nothing is computed twice. */
 #include <string.h>
 
 #include "pass.h"
@@ -32,6 +33,46 @@ static int reads_into_concat(const weft_graph *s, const int *coff, const weft_no
     for (int q = coff[r]; q < coff[r + 1]; q++)
         if (s->nodes[cons[q]].kind == WEFT_NODE_OP && s->nodes[cons[q]].op == WEFT_OP_concat) return 1;
     return 0;
+}
+
+/* Sibling regions: regions a < b of one shape whose roots one node reads
+ * (an LSTM step's output gate and tanh of its cell state, both read by
+ * h = o tanh(c)) become one region rooted at b, one kernel with the
+ * outputs of both, when it still fits and every outside reader of a's
+ * values comes after b, where the kernel runs.  That also rules out a
+ * cycle: b's values are read outside only after b too (how regions grow),
+ * so a path leaving the region reaches only nodes after b, never a member. */
+static void merge_siblings(const weft_rw *rw, weft_node *root_of, weft_node *next, const int *coff, const weft_node *cons,
+                           weft_node a, weft_node b) {
+    const weft_graph *s = rw->src;
+    if (a == b || !weft_shape_eq(s->nodes[a].shape, s->nodes[b].shape) || s->nodes[a].dtype != s->nodes[b].dtype ||
+        s->nodes[b].shape.ndim < 1 || reads_into_concat(s, coff, cons, a) || reads_into_concat(s, coff, cons, b))
+        return;
+    if (a > b) { weft_node t = a; a = b; b = t; }
+    weft_node ins[WEFT_FUSED_MAX_INPUTS + 2];
+    int size = 0, n_ins = 0, outs = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (weft_node m = pass ? b : a; m != WEFT_NONE; m = next[m]) {
+            size++;
+            for (int k = 0; k < s->nodes[m].n_in; k++) {
+                weft_node y = weft_in_of(s, m, k);
+                if (root_of[y] == a || root_of[y] == b) continue;
+                n_ins = add_input(ins, n_ins, y);
+            }
+            int within = 0, late = 1;
+            for (int q = coff[m]; q < coff[m + 1]; q++) {
+                weft_node c = cons[q];
+                if (root_of[c] == a || root_of[c] == b) within++;
+                else late &= c > b;
+            }
+            if (m == b || rw->uses[m] > within) outs++;
+            if (!pass && !late) return; /* a's value read before the kernel would run */
+        }
+    if (size > WEFT_FUSED_MAX_INSTR || n_ins > WEFT_FUSED_MAX_INPUTS || outs > WEFT_FUSED_MAX_OUT) return;
+    weft_node tail = b;
+    while (next[tail] != WEFT_NONE) tail = next[tail];
+    next[tail] = a;
+    for (weft_node m = a; m != WEFT_NONE; m = next[m]) root_of[m] = b;
 }
 
 /* Emit one fused node for members[0..nm) (any order; sorted here).  With
@@ -200,6 +241,14 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (int k = 0; k < nt; k++) inside[members[k]] = 0;
         if (size == 1) root_of[r] = WEFT_NONE; /* nothing to fuse */
     }
+    for (int x = 0; x < n; x++) /* sibling regions, read together by x */
+        if (rw->live[x])
+            for (int k = 0; k < s->nodes[x].n_in; k++)
+                for (int j = k + 1; j < s->nodes[x].n_in; j++) {
+                    weft_node a = weft_in_of(s, x, k), b = weft_in_of(s, x, j);
+                    if (root_of[a] == a && root_of[b] == b)
+                        merge_siblings(rw, root_of, next, coff, cons, a, b);
+                }
     /* A concat along the last axis of regions that only it reads (the
      * gradients of a step's gates, stacked for one GEMM) becomes one region
      * whose outputs, side by side, are the concat itself: one kernel reads

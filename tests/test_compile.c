@@ -267,20 +267,22 @@ Test(compile, the_step_outputs_are_stacked_once) {
  * forward step's gate sums, nonlinearities and state update are one fused
  * kernel with several outputs (the state and the activations the backward
  * reads), and each backward step's gate gradients are one fused kernel that
- * is the concat the GEMMs read.  No sigmoid or tanh runs on its own but the
- * output gate's (h = o * tanh(c) is written straight into the output stack,
- * so its region keeps one output). */
+ * is the concat the GEMMs read.  The output gate joins its step's kernel
+ * too (a sibling: h = o * tanh(c) reads both), so no sigmoid or tanh runs
+ * in a kernel of its own; h itself, written straight into the output
+ * stack, is the one product left outside. */
 Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
     model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F64);
     weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
     cr_assert(p, "%s", weft_last_error());
     const weft_graph *g = weft_exec_graph(p);
-    int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0;
+    int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0, sigmoid_kernels = 0;
     for (int i = 0; i < weft_graph_node_count(g); i++) {
         const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
         if (!op) continue;
         if (!strcmp(op, "fused") && note && strstr(note, "outputs side by side: the concat")) concat_groups++;
         else if (!strcmp(op, "fused") && note && strstr(note, "outputs (fuse)")) multi++;
+        sigmoid_kernels += !strcmp(op, "fused") && note && strstr(note, "sigmoid") && !weft_node_is_backward(g, i);
         lone_sigmoid += !strcmp(op, "sigmoid");
         lone_tanh += !strcmp(op, "tanh");
         /* [B, 4H] stacks of gate gradients left as copies */
@@ -293,7 +295,8 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
      * gate gradients are) */
     cr_assert_eq(concat_groups, 5, "gate-gradient kernels: %d", concat_groups);
     cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
-    cr_assert_leq(lone_sigmoid, 5, "sigmoids on their own: %d", lone_sigmoid);
+    cr_assert_eq(sigmoid_kernels, 5, "forward kernels computing gates: %d, not one per step", sigmoid_kernels);
+    cr_assert_eq(lone_sigmoid, 0, "sigmoids on their own: %d", lone_sigmoid);
     cr_assert_eq(lone_tanh, 0, "tanh on their own: %d", lone_tanh);
     weft_exec_free(p);
     model_free(&m);
@@ -479,6 +482,36 @@ Test(compile, merge_wgrad_joins_shared_products_but_not_a_cycle) {
         const weft_pass_stat *mw = tu_pass_stat(&r, "merge-wgrad");
         cr_assert(mw);
         cr_assert_eq(mw->changes, cyclic ? 0 : 2, "cyclic %d: merge-wgrad made %d changes", cyclic, mw->changes);
+        model_free(&m);
+    }
+}
+
+/* Sibling regions read by one node become one kernel (u's region joins
+ * b's), unless a value of the earlier one is read before the later one
+ * would run: here v = u W feeds b, so a joined kernel would have to run
+ * both before and after v. */
+Test(compile, fuse_joins_sibling_regions_unless_one_is_read_between) {
+    for (int between = 0; between < 2; between++) {
+        model m = {0};
+        m.g = weft_graph_new();
+        weft_node x0 = tu_param(m.g, "x0", WEFT_F64, S(5, 5), 1, 0.3, 1, 1);
+        weft_node w = tu_param(m.g, "w", WEFT_F64, S(5, 5), 2, 0.3, 1, 1);
+        weft_node u = weft_sigmoid(m.g, weft_add(m.g, x0, weft_scalar_like(m.g, x0, 1)));
+        weft_node v = weft_matmul(m.g, between ? u : x0, w, 0, 0);
+        weft_node b = weft_tanh(m.g, weft_add(m.g, weft_mul(m.g, v, weft_scalar_like(m.g, v, 2)), x0));
+        m.outs[m.n_outs++] = weft_matmul(m.g, u, b, 0, 0);
+        weft_compile_options o = {.verify = 1};
+        compare(&m, &o, 1e-12);
+        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, &o);
+        cr_assert(p, "%s", weft_last_error());
+        const weft_graph *g = weft_exec_graph(p);
+        int kernels = 0;
+        for (int i = 0; i < weft_graph_node_count(g); i++) {
+            const char *op = weft_node_op_name(g, i);
+            kernels += op && !strcmp(op, "fused");
+        }
+        cr_assert_eq(kernels, between ? 2 : 1, "u read %s b: %d fused kernels", between ? "before" : "after", kernels);
+        weft_exec_free(p);
         model_free(&m);
     }
 }
