@@ -9,7 +9,9 @@
  * the readers get views of their rows.  Sibling regions that one node
  * reads (the output gate and tanh(c), read by h) then join into one
  * kernel.  A root written straight into a concat (the memory plan places
- * it) keeps one output.  Nothing is computed twice. */
+ * it) keeps one output.  A concat of regions only it reads is one kernel
+ * whose outputs are the concat, and regions feeding it join it (a backward
+ * step: see the loops below).  Nothing is computed twice. */
 #include <string.h>
 
 #include "pass.h"
@@ -73,6 +75,39 @@ static void merge_siblings(const weft_rw *rw, weft_node *root_of, weft_node *nex
     while (next[tail] != WEFT_NONE) tail = next[tail];
     next[tail] = a;
     for (weft_node m = a; m != WEFT_NONE; m = next[m]) root_of[m] = b;
+}
+
+/* The region a node belongs to, for the concat groups below: its root, or
+ * the node itself when it is in none. */
+static weft_node region_of(const weft_node *root_of, weft_node m) { return root_of[m] != WEFT_NONE ? root_of[m] : m; }
+
+/* Concat group c's regions: its inputs' (they come first, nr of them),
+ * those absorbed (chained from chain[c]) and candidate y (or none).  Their
+ * members, distinct outside inputs, and values read outside. */
+static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_node *next, const weft_node *group,
+                        const weft_node *chain, const int *coff, const weft_node *cons, weft_node c, weft_node y,
+                        int *size, int *n_ins, int *n_extra) {
+    const weft_graph *s = rw->src;
+    weft_node ins[WEFT_FUSED_MAX_INPUTS + 2], roots[WEFT_FUSED_MAX_INSTR + 1];
+    int nr = s->nodes[c].n_in, n_roots = 0;
+    for (int k = 0; k < nr && n_roots < WEFT_FUSED_MAX_INSTR; k++) roots[n_roots++] = weft_in_of(s, c, k);
+    for (weft_node x = chain[c]; x != WEFT_NONE && n_roots < WEFT_FUSED_MAX_INSTR; x = chain[x]) roots[n_roots++] = x;
+    if (y != WEFT_NONE) roots[n_roots++] = y;
+    *size = *n_ins = *n_extra = 0;
+    for (int k = 0; k < n_roots; k++)
+        for (weft_node x = roots[k], m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
+            (*size)++;
+            for (int j = 0; j < s->nodes[m].n_in; j++) {
+                weft_node z = weft_in_of(s, m, j), rz = region_of(root_of, z);
+                if (group[rz] != c && rz != y) *n_ins = add_input(ins, *n_ins, z);
+            }
+            int out = 0; /* the concat's own inputs are read by it alone */
+            for (int q = coff[m]; q < coff[m + 1] && k >= nr && !out; q++) {
+                weft_node rq = region_of(root_of, cons[q]);
+                out = group[rq] != c && rq != y;
+            }
+            *n_extra += out;
+        }
 }
 
 /* Emit one fused node for members[0..nm) (any order; sorted here).  With
@@ -166,6 +201,43 @@ static weft_node emit(weft_rw *rw, const weft_node *root_of, const int *coff, co
     return f;
 }
 
+/* A concat along axis 0 of the same columns [a, b) of bases of one shape
+ * (the gate gradients, the first columns of each backward step's kernel,
+ * stacked for the weight-gradient GEMM) is those columns of the stack of
+ * the bases: the plan can then write each kernel straight into the stack,
+ * where the concat would have copied the columns.  WEFT_NONE otherwise. */
+static weft_node stack_of_columns(weft_rw *rw, weft_node c) {
+    const weft_node_rec *r = &rw->src->nodes[c];
+    weft_graph *d = rw->dst;
+    if (r->kind != WEFT_NODE_OP || r->op != WEFT_OP_concat || r->attr.i[0] != 0 || r->shape.ndim < 2 || r->n_in < 2)
+        return WEFT_NONE;
+    int ax = r->shape.ndim - 1;
+    weft_node *bases = malloc((size_t)r->n_in * sizeof *bases);
+    if (!bases) return WEFT_NONE;
+    int64_t a = 0, b = 0;
+    int ok = 1;
+    for (int k = 0; k < r->n_in && ok; k++) {
+        weft_node v = weft_rw_in(rw, c, k);
+        const weft_node_rec *rv = &d->nodes[v];
+        ok = rv->kind == WEFT_NODE_OP && rv->op == WEFT_OP_slice && rv->attr.i[0] == ax;
+        if (!ok) break;
+        bases[k] = weft_in_of(d, v, 0);
+        if (!k) a = rv->attr.i[1], b = rv->attr.i[2];
+        ok = rv->attr.i[1] == a && rv->attr.i[2] == b &&
+             weft_shape_eq(d->nodes[bases[k]].shape, d->nodes[bases[0]].shape);
+    }
+    weft_node out = WEFT_NONE;
+    if (ok) {
+        weft_attr ca = {.i = {0}};
+        weft_node all = weft_rw_op(rw, c, WEFT_OP_concat, bases, r->n_in, &ca);
+        out = weft_slice(d, all, ax, a, b);
+        weft_rw_stamp(rw, out, c);
+        weft_rw_note(rw, all, "the stacked kernels, whole: the concat of their first columns is a view (fuse)");
+    }
+    free(bases);
+    return out;
+}
+
 weft_status weft_pass_fuse(weft_rw *rw) {
     const weft_graph *s = rw->src;
     int n = s->n;
@@ -174,9 +246,12 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     weft_node *stack = malloc((size_t)(n ? n : 1) * sizeof *stack), *members = malloc((size_t)(n ? n : 1) * sizeof *members);
     weft_node *next = malloc((size_t)(n ? n : 1) * sizeof *next); /* region member lists, root first */
     weft_node *group = malloc((size_t)(n ? n : 1) * sizeof *group); /* concat a region root is emitted with */
+    weft_node *chain = malloc((size_t)(n ? n : 1) * sizeof *chain); /* regions a concat group absorbed, from chain[c] */
+    weft_node *last_of = malloc((size_t)(n ? n : 1) * sizeof *last_of); /* a concat group's last member */
+    int *pad = malloc((size_t)(n ? n : 1) * sizeof *pad); /* outputs written again, for a uniform stack */
     int *coff = calloc((size_t)n + 2, sizeof *coff);                  /* live readers of each node, CSR */
     weft_node *cons = NULL;
-    if (!root_of || !inside || !stack || !members || !next || !group || !coff) goto oom;
+    if (!root_of || !inside || !stack || !members || !next || !group || !chain || !last_of || !pad || !coff) goto oom;
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) coff[weft_in_of(s, i, k) + 2]++;
@@ -185,7 +260,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) cons[coff[weft_in_of(s, i, k) + 1]++] = i;
-    for (int i = 0; i < n; i++) root_of[i] = group[i] = WEFT_NONE;
+    for (int i = 0; i < n; i++) root_of[i] = group[i] = chain[i] = WEFT_NONE;
     /* Grow regions from the last node backwards. */
     for (int r = n - 1; r >= 0; r--) {
         if (!rw->live[r] || root_of[r] != WEFT_NONE || !fusible(s, r)) continue;
@@ -284,21 +359,122 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (int k = 0; k < rc->n_in; k++) /* undo */
             if (group[weft_in_of(s, c, k)] == c) group[weft_in_of(s, c, k)] = WEFT_NONE;
     }
-    for (int i = 0; i < n; i++) {
+    /* A region feeding a concat group joins it when its values are read
+     * only by the group or after the group's last member, where the kernel
+     * runs (the backward step's dh = dh' + dy and its dc, read by the gate
+     * gradients and by the step before): its values read later become
+     * outputs after the concat's columns, and the backward step is one
+     * kernel.  No cycle: every path out of the group starts after it. */
+    for (int c = 0; c < n; c++) {
+        if (group[c] != c) continue;
+        weft_shape part = s->nodes[weft_in_of(s, c, 0)].shape;
+        weft_node last = 0; /* the kernel runs here, after its last member */
+        for (int k = 0; k < s->nodes[c].n_in; k++)
+            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE)
+                if (m > last) last = m;
+        inside[last] = c + 1;
+        last_of[c] = last;
+        for (int grew = 1; grew;) {
+            grew = 0;
+            int nr = s->nodes[c].n_in;
+            for (weft_node x = weft_in_of(s, c, 0), k = 0; x != WEFT_NONE && !grew;
+                 x = ++k < nr ? weft_in_of(s, c, k) : k == nr ? chain[c] : chain[x])
+                for (weft_node m = x; m != WEFT_NONE && !grew; m = root_of[x] == x ? next[m] : WEFT_NONE)
+                    for (int j = 0; j < s->nodes[m].n_in && !grew; j++) {
+                        weft_node y = region_of(root_of, weft_in_of(s, m, j));
+                        if (group[y] != WEFT_NONE || !(root_of[y] == y || (root_of[y] == WEFT_NONE && fusible(s, y))) ||
+                            !weft_shape_eq(s->nodes[y].shape, part) || s->nodes[y].dtype != s->nodes[c].dtype)
+                            continue;
+                        int ok = 1;
+                        for (weft_node u = y; u != WEFT_NONE && ok; u = root_of[y] == y ? next[u] : WEFT_NONE)
+                            for (int q = coff[u]; q < coff[u + 1] && ok; q++) {
+                                weft_node rq = region_of(root_of, cons[q]);
+                                /* where the reader runs: its group's or region's kernel, or itself */
+                                weft_node at = group[rq] != WEFT_NONE ? last_of[group[rq]] : rq;
+                                ok = group[rq] == c || rq == y || at > last;
+                            }
+                        int size, n_ins, n_extra;
+                        if (ok) group_stats(rw, root_of, next, group, chain, coff, cons, c, y, &size, &n_ins, &n_extra);
+                        if (!ok || size > WEFT_FUSED_MAX_INSTR || n_ins > WEFT_FUSED_MAX_INPUTS ||
+                            nr + n_extra > WEFT_FUSED_MAX_OUT)
+                            continue;
+                        if (root_of[y] == WEFT_NONE) root_of[y] = y, next[y] = WEFT_NONE; /* a region of one */
+                        group[y] = c;
+                        chain[y] = chain[c];
+                        chain[c] = y;
+                        grew = 1;
+                    }
+        }
+    }
+    /* The groups a concat stacks (each backward step's gate gradients)
+     * must be kernels of one width for stack_of_columns: one with fewer
+     * values read later (the last step's dc is read by nothing) writes
+     * absorbed values nobody reads, as many as it takes (when it has them). */
+    for (int c = 0; c < n; c++) pad[c] = 0;
+    for (int c = 0; c < n; c++) {
+        const weft_node_rec *rc = &s->nodes[c];
+        if (!rw->live[c] || rc->kind != WEFT_NODE_OP || rc->op != WEFT_OP_concat || rc->attr.i[0] != 0) continue;
+        int widest = 0, ok = 1, size, n_ins, n_extra;
+        for (int k = 0; k < rc->n_in && ok; k++) {
+            weft_node x = weft_in_of(s, c, k);
+            ok = group[x] == x && s->nodes[x].n_in == s->nodes[weft_in_of(s, c, 0)].n_in;
+            if (!ok) break;
+            group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &n_extra);
+            if (n_extra > widest) widest = n_extra;
+        }
+        for (int k = 0; k < rc->n_in && ok; k++) {
+            weft_node x = weft_in_of(s, c, k);
+            group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &n_extra);
+            pad[x] = s->nodes[x].n_in + widest <= WEFT_FUSED_MAX_OUT ? widest - n_extra : 0;
+        }
+    }
+    for (int at = 0; at < n; at++) {
+        int i = at;
+        if (group[at] == at) continue; /* emitted at its last member */
+        if (inside[at]) i = inside[at] - 1; /* a concat group's last member: the group's turn */
         if (group[i] == i) { /* a concat of regions: their members, its inputs as outputs */
             const weft_node_rec *rc = &s->nodes[i];
-            int nm = 0;
+            int nm = 0, no = rc->n_in;
             weft_node outs[WEFT_FUSED_MAX_OUT];
             for (int k = 0; k < rc->n_in; k++) {
                 weft_node x = outs[k] = weft_in_of(s, i, k);
                 for (weft_node m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) members[nm++] = m;
             }
-            rw->map[i] = emit(rw, root_of, coff, cons, members, nm, outs, rc->n_in, i, s->nodes[outs[0]].shape);
+            for (weft_node x = chain[i]; x != WEFT_NONE; x = chain[x]) /* absorbed: values read later are outputs too */
+                for (weft_node m = x; m != WEFT_NONE; m = next[m]) {
+                    members[nm++] = m;
+                    int out = 0;
+                    for (int q = coff[m]; q < coff[m + 1] && !out; q++) out = group[region_of(root_of, cons[q])] != i;
+                    if (out) outs[no++] = m;
+                }
+            /* as wide as its stack's other kernels: absorbed values read by
+             * nothing after, written anyway (an instruction has one output) */
+            for (weft_node x = chain[i]; x != WEFT_NONE && no < rc->n_in + pad[i]; x = chain[x])
+                for (weft_node m = x; m != WEFT_NONE && no < rc->n_in + pad[i]; m = next[m]) {
+                    int dup = 0;
+                    for (int k = rc->n_in; k < no && !dup; k++) dup = outs[k] == m;
+                    if (!dup) outs[no++] = m;
+                }
+            weft_shape S = s->nodes[outs[0]].shape;
+            weft_node f = emit(rw, root_of, coff, cons, members, nm, outs, no, i, S);
+            rw->map[i] = f;
+            if (no > rc->n_in && rw->dst->nodes[f].kind == WEFT_NODE_OP && rw->dst->nodes[f].op == WEFT_OP_fused) {
+                /* the concat is the first columns; each later value its own */
+                int ax = S.ndim - 1;
+                int64_t D = S.dim[ax];
+                rw->map[i] = weft_slice(rw->dst, f, ax, 0, rc->n_in * D);
+                weft_rw_stamp(rw, rw->map[i], i);
+                for (int k = rc->n_in; k < no; k++) {
+                    rw->map[outs[k]] = weft_slice(rw->dst, f, ax, k * D, (k + 1) * D);
+                    weft_rw_stamp(rw, rw->map[outs[k]], outs[k]);
+                }
+            }
             continue;
         }
         if (group[i] != WEFT_NONE) continue; /* emitted with its concat */
         if (root_of[i] == WEFT_NONE) {
-            rw->map[i] = weft_rw_copy(rw, i);
+            weft_node v = stack_of_columns(rw, i);
+            rw->map[i] = v != WEFT_NONE ? v : weft_rw_copy(rw, i);
             continue;
         }
         if (root_of[i] != i) continue; /* emitted with its root */
@@ -306,9 +482,9 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) members[nm++] = k;
         emit(rw, root_of, coff, cons, members, nm, NULL, 0, i, s->nodes[i].shape);
     }
-    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(last_of); free(pad); free(coff); free(cons);
     return WEFT_OK;
 oom:
-    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(last_of); free(pad); free(coff); free(cons);
     return weft_error(WEFT_ERR_NOMEM, "fuse: out of memory");
 }

@@ -67,22 +67,19 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
      * of the concat's buffer where the concat would have copied it.  Outer
      * concats first, so nested ones chain into one buffer. */
     if (reuse) {
-        /* readers: how many nodes read a value; view_readers: how many of them
-         * are views, which were planned assuming a contiguous producer. */
-        int *readers = calloc((size_t)(N ? N : 1), sizeof *readers);
-        int *view_readers = calloc((size_t)(N ? N : 1), sizeof *view_readers);
-        if (!readers || !view_readers) {
-            free(readers);
-            free(view_readers);
+        /* fixed_views: a value read by a view other than a slice (directly
+         * or through slices).  Views were planned assuming a contiguous
+         * producer; a slice stays a view of any strided one (the executor
+         * takes views again from their inputs at each run), a reshape may
+         * not.  Readers run after their inputs: one pass backwards. */
+        uint8_t *fixed_views = calloc((size_t)(N ? N : 1), 1);
+        if (!fixed_views) {
             st = weft_error(WEFT_ERR_NOMEM, "plan: out of memory");
             goto done;
         }
-        for (int i = 0; i < N; i++)
-            if (needed[i])
-                for (int k = 0; k < g->nodes[i].n_in; k++) {
-                    readers[weft_in_of(g, i, k)]++;
-                    view_readers[weft_in_of(g, i, k)] += p->is_view[i];
-                }
+        for (int i = N - 1; i >= 0; i--)
+            if (needed[i] && p->is_view[i] && (g->nodes[i].op != WEFT_OP_slice || fixed_views[i]))
+                fixed_views[weft_in_of(g, i, 0)] = 1;
         for (int c = N - 1; c >= 0; c--) {
             const weft_node_rec *r = &g->nodes[c];
             if (!needed[c] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_concat) continue;
@@ -92,15 +89,14 @@ weft_status weft_plan_make(const weft_graph *g, const uint8_t *needed, int N, co
                 const weft_node_rec *rq = &g->nodes[q];
                 /* Other readers may stay: every kernel reads strided inputs. */
                 if (rq->kind == WEFT_NODE_OP && (weft_ops[rq->op].flags & WEFT_OPF_STRIDED_OUT) && !p->is_view[q] &&
-                    view_readers[q] == 0 && p->placed_in[q] < 0) {
+                    !fixed_views[q] && p->placed_in[q] < 0) {
                     p->placed_in[q] = c;
                     p->place_at[q] = at;
                 }
                 at += rq->shape.dim[r->attr.i[0]];
             }
         }
-        free(readers);
-        free(view_readers);
+        free(fixed_views);
         /* A placed producer's storage is its concat's (outer ones resolved first). */
         for (int i = N - 1; i >= 0; i--)
             if (p->placed_in[i] >= 0) owner[i] = owner[p->placed_in[i]];

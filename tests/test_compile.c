@@ -267,7 +267,8 @@ Test(compile, the_step_outputs_are_stacked_once) {
  * forward step's gate sums, nonlinearities and state update are one fused
  * kernel with several outputs (the state and the activations the backward
  * reads), and each backward step's gate gradients are one fused kernel that
- * is the concat the GEMMs read.  The output gate joins its step's kernel
+ * is the concat the GEMMs read, with dh and dc computed in it too.  The
+ * output gate joins its step's kernel
  * too (a sibling: h = o * tanh(c) reads both), so no sigmoid or tanh runs
  * in a kernel of its own; h itself, written straight into the output
  * stack, is the one product left outside. */
@@ -277,12 +278,19 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
     cr_assert(p, "%s", weft_last_error());
     const weft_graph *g = weft_exec_graph(p);
     int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0, sigmoid_kernels = 0;
+    int bwd_step_kernels = 0, stacks = 0;
     for (int i = 0; i < weft_graph_node_count(g); i++) {
         const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
         if (!op) continue;
         if (!strcmp(op, "fused") && note && strstr(note, "outputs side by side: the concat")) concat_groups++;
         else if (!strcmp(op, "fused") && note && strstr(note, "outputs (fuse)")) multi++;
         sigmoid_kernels += !strcmp(op, "fused") && note && strstr(note, "sigmoid") && !weft_node_is_backward(g, i);
+        /* backward kernels of a step's [B, H] values (dh, dc) or the gates' */
+        weft_shape sh = weft_node_shape(g, i);
+        bwd_step_kernels += weft_node_is_backward(g, i) && sh.ndim == 2 && sh.dim[0] == 3 && sh.dim[1] % 6 == 0 &&
+                            strcmp(op, "slice") && strcmp(op, "reshape") && strcmp(op, "matmul_packed") &&
+                            strcmp(op, "matmul");
+        stacks += !strcmp(op, "concat") && note && strstr(note, "the stacked kernels");
         lone_sigmoid += !strcmp(op, "sigmoid");
         lone_tanh += !strcmp(op, "tanh");
         /* [B, 4H] stacks of gate gradients left as copies */
@@ -295,6 +303,12 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
      * gate gradients are) */
     cr_assert_eq(concat_groups, 5, "gate-gradient kernels: %d", concat_groups);
     cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
+    /* dh = dh' + dy and dc join the gate gradients' kernel: one kernel per
+     * backward step, writing dc after the gate gradients' columns; the
+     * weight-gradient GEMM's stack is then of whole kernels (planned in
+     * place), its gate-gradient columns a view */
+    cr_assert_eq(bwd_step_kernels, 5, "backward step kernels: %d, not one per step", bwd_step_kernels);
+    cr_assert_eq(stacks, 1, "stacks of whole backward kernels: %d", stacks);
     cr_assert_eq(sigmoid_kernels, 5, "forward kernels computing gates: %d, not one per step", sigmoid_kernels);
     cr_assert_eq(lone_sigmoid, 0, "sigmoids on their own: %d", lone_sigmoid);
     cr_assert_eq(lone_tanh, 0, "tanh on their own: %d", lone_tanh);
