@@ -2,6 +2,7 @@
  * attr.i[0]: bit mask of reduced axes; attr.i[1]: keepdims. */
 #include <math.h>
 #include <string.h>
+#include <omp.h>
 
 #include "op.h"
 
@@ -65,23 +66,31 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
                 }                                                              \
     } while (0)
 
-/* Contiguous input reduced over its leading axes (bias gradients: a column
- * sum of stacked rows) or its trailing axes (row sums, and a sum of
- * everything): unit-stride loops that vectorize.  Column sums add in the
- * general loop's order; row sums in lanes (below). */
+/* Input whose rows (rs elements apart) are contiguous, reduced over its
+ * leading axes (bias gradients: a column sum of stacked rows, which may be
+ * the first columns of a wider stack) or its trailing axes (row sums, and a
+ * sum of everything): unit-stride loops that vectorize.  Column sums add in
+ * the general loop's order, large ones with the columns shared among the
+ * threads (each column's order unchanged); row sums in lanes (below). */
 #define REDUCE_FAST(T)                                                         \
     do {                                                                       \
         const T *x = in[0].data;                                               \
         T *o = out->data;                                                      \
         if (lead) {                                                            \
-            for (int64_t j = 0; j < cols; j++) o[j] = 0;                       \
-            for (int64_t r = 0; r < rows; r++) {                               \
-                const T *xr = x + r * cols;                                    \
-                _Pragma("omp simd")                                            \
-                for (int64_t j = 0; j < cols; j++) o[j] += xr[j];              \
+            const int nt = rows * cols >= 65536 && cols >= 64 && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1; \
+            _Pragma("omp parallel num_threads(nt)")                            \
+            {                                                                  \
+                const int t = omp_get_thread_num(), nth = omp_get_num_threads(); \
+                const int64_t j0 = cols * t / nth / 16 * 16, j1 = t == nth - 1 ? cols : cols * (t + 1) / nth / 16 * 16; \
+                for (int64_t j = j0; j < j1; j++) o[j] = 0;                    \
+                for (int64_t r = 0; r < rows; r++) {                           \
+                    const T *xr = x + r * rs;                                  \
+                    _Pragma("omp simd")                                        \
+                    for (int64_t j = j0; j < j1; j++) o[j] += xr[j];           \
+                }                                                              \
             }                                                                  \
         } else {                                                               \
-            for (int64_t r = 0; r < rows; r++) o[r] = sum_lanes_##T(x + r * cols, cols); \
+            for (int64_t r = 0; r < rows; r++) o[r] = sum_lanes_##T(x + r * rs, cols); \
         }                                                                      \
     } while (0)
 
@@ -112,13 +121,18 @@ WEFT_KERNEL_CLONES weft_status weft_sum_kernel(weft_tensor *out, const weft_tens
     while (k < nd && (mask >> k & 1)) k++;
     int lead = mask == ((int64_t)1 << k) - 1 && k > 0;               /* axes 0..k-1 */
     int trail = !lead && (mask & full) && ((mask + (mask & -mask)) & full) == 0; /* axes j..nd-1 */
-    if ((lead || trail) && weft_tensor_is_contiguous(&in[0])) {
-        int first = lead ? k : __builtin_ctzll((unsigned long long)mask);
+    /* rows rs apart: contiguous, or a 2-D one whose rows are (columns of a
+     * wider tensor) */
+    int contiguous = weft_tensor_is_contiguous(&in[0]);
+    int rows_2d = nd == 2 && in[0].stride[1] == 1 && in[0].shape.dim[1] > 1;
+    int first = lead ? k : (mask & full) ? __builtin_ctzll((unsigned long long)mask) : 0;
+    if ((lead || trail) && (contiguous || (rows_2d && first == 1))) {
         int64_t rows = 1, cols = 1;
         for (int d = 0; d < nd; d++) {
             if (d < first) rows *= in[0].shape.dim[d];
             else cols *= in[0].shape.dim[d];
         }
+        int64_t rs = contiguous ? cols : in[0].stride[0];
         if (lead && cols == 1) { /* everything: one row */
             lead = 0;
             cols = rows;

@@ -222,6 +222,34 @@ Test(ops, forward_values) {
     weft_graph_free(g);
 }
 
+/* Sums of a column window (a view in a compiled graph, rows 80 apart):
+ * over the rows (column sums, shared among threads when large), over the
+ * columns, and over both, against plain loops. */
+Test(ops, sums_of_a_column_window) {
+    enum { R = 2000, C = 80, A0 = 3, A1 = 77 };
+    static double x[R * C], col[A1 - A0], row[R];
+    double all = 0;
+    for (int i = 0; i < R * C; i++) x[i] = (double)((i * 7919) % 1000) / 8;
+    for (int i = 0; i < R; i++)
+        for (int j = A0; j < A1; j++) col[j - A0] += x[i * C + j], row[i] += x[i * C + j], all += x[i * C + j];
+    weft_graph *g = weft_graph_new();
+    weft_node w = weft_slice(g, weft_const(g, "x", F64, S(R, C), x), 1, A0, A1);
+    weft_node outs[] = {weft_sum(g, w, (int[]){0}, 1, 0), weft_sum(g, w, (int[]){1}, 1, 0), weft_sum(g, w, NULL, 0, 0)};
+    weft_exec *e = weft_exec_compile(g, outs, 3, NULL);
+    cr_assert(e, "%s", weft_last_error());
+    cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+    static double rc[A1 - A0], rr[R];
+    double ra;
+    weft_exec_read(e, outs[0], rc, sizeof rc);
+    weft_exec_read(e, outs[1], rr, sizeof rr);
+    weft_exec_read(e, outs[2], &ra, sizeof ra);
+    for (int j = 0; j < A1 - A0; j++) cr_assert_eq(rc[j], col[j], "column %d: %g, not %g", j, rc[j], col[j]);
+    for (int i = 0; i < R; i++) cr_assert_float_eq(rr[i], row[i], 1e-9, "row %d: %g, not %g", i, rr[i], row[i]);
+    cr_assert_float_eq(ra, all, 1e-9 * all);
+    weft_exec_free(e);
+    weft_graph_free(g);
+}
+
 Test(ops, f32_matches_f64) {
     /* Every kernel runs in f32 too. */
     for (int t = 0; t < 2; t++) {
