@@ -365,15 +365,18 @@ weft_status weft_pass_fuse(weft_rw *rw) {
      * gradients and by the step before): its values read later become
      * outputs after the concat's columns, and the backward step is one
      * kernel.  No cycle: every path out of the group starts after it. */
+    for (int c = 0; c < n; c++) { /* each group's kernel runs at its last member */
+        if (group[c] != c) continue;
+        last_of[c] = 0;
+        for (int k = 0; k < s->nodes[c].n_in; k++)
+            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE)
+                if (m > last_of[c]) last_of[c] = m;
+        inside[last_of[c]] = c + 1;
+    }
     for (int c = 0; c < n; c++) {
         if (group[c] != c) continue;
         weft_shape part = s->nodes[weft_in_of(s, c, 0)].shape;
-        weft_node last = 0; /* the kernel runs here, after its last member */
-        for (int k = 0; k < s->nodes[c].n_in; k++)
-            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE)
-                if (m > last) last = m;
-        inside[last] = c + 1;
-        last_of[c] = last;
+        const weft_node last = last_of[c];
         for (int grew = 1; grew;) {
             grew = 0;
             int nr = s->nodes[c].n_in;
