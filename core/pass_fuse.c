@@ -81,17 +81,24 @@ static void merge_siblings(const weft_rw *rw, weft_node *root_of, weft_node *nex
  * the node itself when it is in none. */
 static weft_node region_of(const weft_node *root_of, weft_node m) { return root_of[m] != WEFT_NONE ? root_of[m] : m; }
 
-/* Concat group c's regions: its inputs' (they come first, nr of them),
- * those absorbed (chained from chain[c]) and candidate y (or none).  Their
- * members, distinct outside inputs, and values read outside. */
+/* The roots of concat group c's regions into roots[] (room for
+ * WEFT_FUSED_MAX_INSTR + 1): its inputs' first (each a region, or a node in
+ * none), then those it absorbed (chained from chain[c]); how many. */
+static int group_roots(const weft_graph *s, const weft_node *chain, weft_node c, weft_node *roots) {
+    int n = 0;
+    for (int k = 0; k < s->nodes[c].n_in && n < WEFT_FUSED_MAX_INSTR; k++) roots[n++] = weft_in_of(s, c, k);
+    for (weft_node x = chain[c]; x != WEFT_NONE && n < WEFT_FUSED_MAX_INSTR; x = chain[x]) roots[n++] = x;
+    return n;
+}
+
+/* Concat group c's regions and candidate y (or none): their members,
+ * distinct outside inputs, and values read outside. */
 static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_node *next, const weft_node *group,
                         const weft_node *chain, const int *coff, const weft_node *cons, weft_node c, weft_node y,
                         int *size, int *n_ins, int *n_extra) {
     const weft_graph *s = rw->src;
     weft_node ins[WEFT_FUSED_MAX_INPUTS + 2], roots[WEFT_FUSED_MAX_INSTR + 1];
-    int nr = s->nodes[c].n_in, n_roots = 0;
-    for (int k = 0; k < nr && n_roots < WEFT_FUSED_MAX_INSTR; k++) roots[n_roots++] = weft_in_of(s, c, k);
-    for (weft_node x = chain[c]; x != WEFT_NONE && n_roots < WEFT_FUSED_MAX_INSTR; x = chain[x]) roots[n_roots++] = x;
+    int nr = s->nodes[c].n_in, n_roots = group_roots(s, chain, c, roots);
     if (y != WEFT_NONE) roots[n_roots++] = y;
     *size = *n_ins = *n_extra = 0;
     for (int k = 0; k < n_roots; k++)
@@ -377,12 +384,13 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         if (group[c] != c) continue;
         weft_shape part = s->nodes[weft_in_of(s, c, 0)].shape;
         const weft_node last = last_of[c];
+        const int nr = s->nodes[c].n_in;
         for (int grew = 1; grew;) {
             grew = 0;
-            int nr = s->nodes[c].n_in;
-            for (weft_node x = weft_in_of(s, c, 0), k = 0; x != WEFT_NONE && !grew;
-                 x = ++k < nr ? weft_in_of(s, c, k) : k == nr ? chain[c] : chain[x])
-                for (weft_node m = x; m != WEFT_NONE && !grew; m = root_of[x] == x ? next[m] : WEFT_NONE)
+            weft_node roots[WEFT_FUSED_MAX_INSTR + 1];
+            int n_roots = group_roots(s, chain, c, roots);
+            for (int r = 0; r < n_roots && !grew; r++)
+                for (weft_node x = roots[r], m = x; m != WEFT_NONE && !grew; m = root_of[x] == x ? next[m] : WEFT_NONE)
                     for (int j = 0; j < s->nodes[m].n_in && !grew; j++) {
                         weft_node y = region_of(root_of, weft_in_of(s, m, j));
                         if (group[y] != WEFT_NONE || !(root_of[y] == y || (root_of[y] == WEFT_NONE && fusible(s, y))) ||
@@ -438,22 +446,20 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         if (group[i] == i) { /* a concat of regions: their members, its inputs as outputs */
             const weft_node_rec *rc = &s->nodes[i];
             int nm = 0, no = rc->n_in;
-            weft_node outs[WEFT_FUSED_MAX_OUT];
-            for (int k = 0; k < rc->n_in; k++) {
-                weft_node x = outs[k] = weft_in_of(s, i, k);
-                for (weft_node m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) members[nm++] = m;
-            }
-            for (weft_node x = chain[i]; x != WEFT_NONE; x = chain[x]) /* absorbed: values read later are outputs too */
-                for (weft_node m = x; m != WEFT_NONE; m = next[m]) {
+            weft_node outs[WEFT_FUSED_MAX_OUT], roots[WEFT_FUSED_MAX_INSTR + 1];
+            int n_roots = group_roots(s, chain, i, roots);
+            for (int r = 0; r < n_roots; r++) /* the concat's inputs are its outputs; absorbed values read later too */
+                for (weft_node x = roots[r], m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
                     members[nm++] = m;
-                    int out = 0;
-                    for (int q = coff[m]; q < coff[m + 1] && !out; q++) out = group[region_of(root_of, cons[q])] != i;
-                    if (out) outs[no++] = m;
+                    int out = r < rc->n_in && m == x;
+                    for (int q = coff[m]; q < coff[m + 1] && r >= rc->n_in && !out; q++)
+                        out = group[region_of(root_of, cons[q])] != i;
+                    if (out) outs[r < rc->n_in ? r : no++] = m;
                 }
             /* as wide as its stack's other kernels: absorbed values read by
              * nothing after, written anyway (an instruction has one output) */
-            for (weft_node x = chain[i]; x != WEFT_NONE && no < rc->n_in + pad[i]; x = chain[x])
-                for (weft_node m = x; m != WEFT_NONE && no < rc->n_in + pad[i]; m = next[m]) {
+            for (int r = rc->n_in; r < n_roots && no < rc->n_in + pad[i]; r++)
+                for (weft_node m = roots[r]; m != WEFT_NONE && no < rc->n_in + pad[i]; m = next[m]) {
                     int dup = 0;
                     for (int k = rc->n_in; k < no && !dup; k++) dup = outs[k] == m;
                     if (!dup) outs[no++] = m;
