@@ -81,6 +81,16 @@ static void merge_siblings(const weft_rw *rw, weft_node *root_of, weft_node *nex
  * the node itself when it is in none. */
 static weft_node region_of(const weft_node *root_of, weft_node m) { return root_of[m] != WEFT_NONE ? root_of[m] : m; }
 
+/* Is m read by anything outside concat group c and candidate region y? */
+static int read_outside(const weft_node *root_of, const weft_node *group, const int *coff, const weft_node *cons,
+                        weft_node m, weft_node c, weft_node y) {
+    for (int q = coff[m]; q < coff[m + 1]; q++) {
+        weft_node rq = region_of(root_of, cons[q]);
+        if (group[rq] != c && rq != y) return 1;
+    }
+    return 0;
+}
+
 /* The roots of concat group c's regions into roots[] (room for
  * WEFT_FUSED_MAX_INSTR + 1): its inputs' first (each a region, or a node in
  * none), then those it absorbed (chained from chain[c]); how many. */
@@ -108,12 +118,8 @@ static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_
                 weft_node z = weft_in_of(s, m, j), rz = region_of(root_of, z);
                 if (group[rz] != c && rz != y) *n_ins = add_input(ins, *n_ins, z);
             }
-            int out = 0; /* the concat's own inputs are read by it alone */
-            for (int q = coff[m]; q < coff[m + 1] && k >= nr && !out; q++) {
-                weft_node rq = region_of(root_of, cons[q]);
-                out = group[rq] != c && rq != y;
-            }
-            *n_extra += out;
+            /* the concat's own inputs are read by it alone */
+            *n_extra += k >= nr && read_outside(root_of, group, coff, cons, m, c, y);
         }
 }
 
@@ -425,18 +431,16 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     for (int c = 0; c < n; c++) {
         const weft_node_rec *rc = &s->nodes[c];
         if (!rw->live[c] || rc->kind != WEFT_NODE_OP || rc->op != WEFT_OP_concat || rc->attr.i[0] != 0) continue;
-        int widest = 0, ok = 1, size, n_ins, n_extra;
-        for (int k = 0; k < rc->n_in && ok; k++) {
+        int widest = 0, ok = 1, size, n_ins;
+        for (int k = 0; k < rc->n_in && ok; k++) { /* pad[x]: x's values read later, for now */
             weft_node x = weft_in_of(s, c, k);
             ok = group[x] == x && s->nodes[x].n_in == s->nodes[weft_in_of(s, c, 0)].n_in;
-            if (!ok) break;
-            group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &n_extra);
-            if (n_extra > widest) widest = n_extra;
+            if (ok) group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &pad[x]);
+            if (ok && pad[x] > widest) widest = pad[x];
         }
-        for (int k = 0; k < rc->n_in && ok; k++) {
+        for (int k = 0; k < rc->n_in; k++) {
             weft_node x = weft_in_of(s, c, k);
-            group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &n_extra);
-            pad[x] = s->nodes[x].n_in + widest <= WEFT_FUSED_MAX_OUT ? widest - n_extra : 0;
+            if (group[x] == x) pad[x] = ok && s->nodes[x].n_in + widest <= WEFT_FUSED_MAX_OUT ? widest - pad[x] : 0;
         }
     }
     for (int at = 0; at < n; at++) {
@@ -451,10 +455,8 @@ weft_status weft_pass_fuse(weft_rw *rw) {
             for (int r = 0; r < n_roots; r++) /* the concat's inputs are its outputs; absorbed values read later too */
                 for (weft_node x = roots[r], m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
                     members[nm++] = m;
-                    int out = r < rc->n_in && m == x;
-                    for (int q = coff[m]; q < coff[m + 1] && r >= rc->n_in && !out; q++)
-                        out = group[region_of(root_of, cons[q])] != i;
-                    if (out) outs[r < rc->n_in ? r : no++] = m;
+                    if (r < rc->n_in && m == x) outs[r] = m;
+                    else if (r >= rc->n_in && read_outside(root_of, group, coff, cons, m, i, WEFT_NONE)) outs[no++] = m;
                 }
             /* as wide as its stack's other kernels: absorbed values read by
              * nothing after, written anyway (an instruction has one output) */

@@ -95,12 +95,29 @@ static model rnn_model(const char *cell_name, int L, int bi, int masked, int bat
     return m;
 }
 
+/* m compiled with options o (NULL: the defaults): the executor, whose
+ * compiled graph the structure tests count nodes in. */
+static weft_exec *compiled(const model *m, const weft_compile_options *o) {
+    weft_exec *p = weft_exec_compile(m->g, m->outs, m->n_outs, o);
+    cr_assert(p, "%s", weft_last_error());
+    return p;
+}
+
+/* Nodes of compiled graph g running op `name`. */
+static int count_named(const weft_graph *g, const char *name) {
+    int c = 0;
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i);
+        c += op && !strcmp(op, name);
+    }
+    return c;
+}
+
 /* Run the model on the reference executor and as a program; compare. */
 static weft_compile_report compare(model *m, const weft_compile_options *opt, double tol) {
     weft_exec *e = weft_exec_new(m->g, m->outs, m->n_outs);
     cr_assert(e, "%s", weft_last_error());
-    weft_exec *p = weft_exec_compile(m->g, m->outs, m->n_outs, opt);
-    cr_assert(p, "%s", weft_last_error());
+    weft_exec *p = compiled(m, opt);
     cr_assert_eq(weft_graph_verify(weft_exec_graph(p)), WEFT_OK, "%s", weft_last_error());
     for (int k = 0; k < m->n_feeds; k++) {
         cr_assert_eq(weft_exec_feed(e, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK);
@@ -159,8 +176,7 @@ Test(compile, auto_inter_op_choice_keeps_the_bits) {
     weft_set_threads(2);
     model m = rnn_model("lstm", 2, 1, 0, 0, WEFT_F32);
     weft_compile_options o = {.inter_op = 0};
-    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, &o);
-    cr_assert(p, "%s", weft_last_error());
+    weft_exec *p = compiled(&m, &o);
     cr_assert_gt(weft_exec_report(p)->workers, 1, "a bidirectional model starts with the workers");
     for (int k = 0; k < m.n_feeds; k++) cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK);
     float *first[64] = {0};
@@ -227,8 +243,7 @@ Test(compile, passes_batch_the_gemms) {
     /* The bias gradients: each step's sum over the batch (kept dims, then
      * reshaped to [4H]) is one column sum of the stacked gate gradients,
      * shared by bias_ih and bias_hh; the loss's sums are the others. */
-    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
-    cr_assert(p, "%s", weft_last_error());
+    weft_exec *p = compiled(&m, NULL);
     const weft_graph *g = weft_exec_graph(p);
     int bias_sums = 0;
     for (int i = 0; i < weft_graph_node_count(g); i++) {
@@ -247,8 +262,7 @@ Test(compile, the_step_outputs_are_stacked_once) {
     for (int gru = 0; gru < 2; gru++) {
         model m = rnn_model(gru ? "gru" : "lstm", 1, 0, 0, 0, WEFT_F64);
         compare(&m, NULL, 1e-12);
-        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
-        cr_assert(p, "%s", weft_last_error());
+        weft_exec *p = compiled(&m, NULL);
         const weft_graph *g = weft_exec_graph(p);
         int stacks = 0, rows = 0;
         for (int i = 0; i < weft_graph_node_count(g); i++) {
@@ -274,8 +288,7 @@ Test(compile, the_step_outputs_are_stacked_once) {
  * stack, is the one product left outside. */
 Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
     model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F64);
-    weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
-    cr_assert(p, "%s", weft_last_error());
+    weft_exec *p = compiled(&m, NULL);
     const weft_graph *g = weft_exec_graph(p);
     int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0, sigmoid_kernels = 0;
     int bwd_step_kernels = 0, stacks = 0;
@@ -351,15 +364,9 @@ Test(compile, packed_products_match_blis) {
         m.outs[m.n_outs++] = both;
         feed_random(&m, x, 5);
         feed_random(&m, xt, 6);
-        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, NULL);
-        cr_assert(p, "%s", weft_last_error());
+        weft_exec *p = compiled(&m, NULL);
         const weft_graph *g = weft_exec_graph(p);
-        int packs = 0, packed = 0;
-        for (int i = 0; i < weft_graph_node_count(g); i++) {
-            const char *op = weft_node_op_name(g, i);
-            packs += op && !strcmp(op, "pack_b");
-            packed += op && !strcmp(op, "matmul_packed");
-        }
+        int packs = count_named(g, "pack_b"), packed = count_named(g, "matmul_packed");
         weft_exec_free(p);
         /* w^T and v, each packed once; merge-gates joins x_s w^T and x_s v */
         cr_assert_geq(packs, 1, "pack_b nodes: %d", packs);
@@ -416,8 +423,7 @@ Test(compile, packed_products_at_the_edges) {
                 /* the same bits on 1 and 2 threads (kernels sharing the
                  * threads: the inter-op workers would give each one) */
                 weft_compile_options serial = {.inter_op = -1};
-                weft_exec *e = weft_exec_compile(m.g, m.outs, m.n_outs, &serial);
-                cr_assert(e, "%s", weft_last_error());
+                weft_exec *e = compiled(&m, &serial);
                 cr_assert_eq(weft_exec_feed(e, m.feeds[0], m.data[0], m.bytes[0]), WEFT_OK);
                 size_t bytes = (size_t)(M * N) * es;
                 char *got[2] = {malloc(2 * bytes), malloc(2 * bytes)};
@@ -516,14 +522,9 @@ Test(compile, fuse_joins_sibling_regions_unless_one_is_read_between) {
         m.outs[m.n_outs++] = weft_matmul(m.g, u, b, 0, 0);
         weft_compile_options o = {.verify = 1};
         compare(&m, &o, 1e-12);
-        weft_exec *p = weft_exec_compile(m.g, m.outs, m.n_outs, &o);
-        cr_assert(p, "%s", weft_last_error());
+        weft_exec *p = compiled(&m, &o);
         const weft_graph *g = weft_exec_graph(p);
-        int kernels = 0;
-        for (int i = 0; i < weft_graph_node_count(g); i++) {
-            const char *op = weft_node_op_name(g, i);
-            kernels += op && !strcmp(op, "fused");
-        }
+        int kernels = count_named(g, "fused");
         cr_assert_eq(kernels, between ? 2 : 1, "u read %s b: %d fused kernels", between ? "before" : "after", kernels);
         weft_exec_free(p);
         model_free(&m);
