@@ -343,6 +343,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
     weft_graph_free(spare);
     if (opt && opt->threads) weft_set_threads(opt->threads);
     p->report.inter_op = opt ? opt->inter_op : 0;
+    p->report.row_bands = opt ? opt->row_bands : 0;
     p->report.compile_ms = weft_now_ms() - t0;
     e = weft_exec_adopt(cur, outputs, n, g, p->map, g->n, &p->report);
     if (!e) {
@@ -383,6 +384,12 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
     }
     fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB live at most; %.1f MB with one buffer per node)\n",
             r->compile_ms, r->planned_peak_bytes / 1e6, r->live_bytes / 1e6, r->unplanned_bytes / 1e6);
-    fprintf(f, "parallelism %.2f: %s\n", r->parallelism,
-            r->workers > 1 ? "independent nodes run side by side, one thread each" : "kernels share the threads");
+    if (r->workers > 1)
+        fprintf(f, "parallelism %.2f: independent nodes run side by side, one thread each\n", r->parallelism);
+    else if (r->bands_used)
+        fprintf(f, "parallelism %.2f: %d row bands run each thread's rows through the steps, other kernels "
+                   "share the threads\n", r->parallelism, r->bands);
+    else
+        fprintf(f, "parallelism %.2f: kernels share the threads%s\n", r->parallelism,
+                r->bands ? " (row bands were slower)" : "");
 }

@@ -4,12 +4,14 @@
  * (weft_exec_compile) runs the optimized graph with the memory plan of
  * core/plan.c: buffers reused once their readers have run. */
 #include <math.h>
+#include <omp.h>
 #include <time.h>
 #include <string.h>
 
 #include "graph_internal.h"
 #include "op.h"
 #include "plan.h"
+#include "rows.h"
 #include "weft/compile.h"
 
 struct weft_exec {
@@ -26,12 +28,16 @@ struct weft_exec {
     weft_node *map;
     int n_map;
     weft_compile_report report;
-    /* Inter-op parallelism (compiled executors): dependencies in CSR form. */
-    int workers;
-    /* Auto mode: the first runs alternate with and without the workers and
-     * the faster stays (results are the same bitwise either way). */
+    /* How the threads run the schedule (compiled executors): kernel by
+     * kernel, the row bands of core/rows.c, or the inter-op workers.  With
+     * more than one candidate the first runs try each in turn and the
+     * fastest stays (the bits are the same in every mode). */
+    int modes[3], n_modes, mode;
     int tune_left;         /* runs still to time; 0: decided */
-    double best_with, best_without;
+    double best[3];        /* per candidate */
+    weft_rows rows;
+    /* Inter-op parallelism: dependencies in CSR form. */
+    int workers;
     int *dep_off, *deps;
     uint8_t *done;
     double *profile;       /* ms per node of e->g, added on every run; NULL = off */
@@ -51,6 +57,7 @@ void weft_exec_free(weft_exec *e) {
         free(e->map);
         weft_graph_free(e->g);
     }
+    weft_rows_free(&e->rows);
     free(e->dep_off);
     free(e->deps);
     free(e->done);
@@ -133,6 +140,14 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
                              e->plan.place_at[i] + g->nodes[i].shape.dim[g->nodes[c].attr.i[0]]}};
         weft_ops[WEFT_OP_slice].view(&e->val[i], &e->val[c], &a);
     }
+    /* Views once now (each run takes them again): the row bands look at them. */
+    for (int i = 0; i < N; i++)
+        if (e->needed[i] && e->plan.is_view[i] &&
+            !weft_ops[g->nodes[i].op].view(&e->val[i], &e->val[weft_in_of(g, i, 0)], &g->nodes[i].attr)) {
+            weft_exec_free(e);
+            weft_error(WEFT_ERR_GRAPH, "exec: a planned view is not a view");
+            return NULL;
+        }
     return e;
 oom:
     weft_exec_free(e);
@@ -156,14 +171,16 @@ static double node_cost(const weft_graph *g, int i) {
 
 /* Auto mode sets the workers up from this estimated parallelism, then
  * (after one untimed run that pays the buffers' first page faults) times
- * WEFT_INTER_OP_TUNE_RUNS runs with them and as many without, alternating,
- * and keeps the faster.  The estimate alone chose wrong: a 2-layer LSTM
+ * WEFT_TUNE_RUNS runs with them and as many without, alternating,
+ * and keeps the faster (with the row bands, if any, a third candidate).  The estimate alone chose wrong: a 2-layer LSTM
  * (1.7) and a 2-layer bidirectional one (3.7) ran 15-35% slower with the
  * workers, since the layer above waits for the time-batched GEMM of the
  * whole layer below, which then runs on one thread; one bidirectional layer
  * (3.0) ran 25% faster. */
 #define WEFT_INTER_OP_MIN_PARALLELISM 1.3
-#define WEFT_INTER_OP_TUNE_RUNS 2
+#define WEFT_TUNE_RUNS 2
+
+enum { MODE_KERNELS, MODE_BANDS, MODE_WORKERS };
 
 /* Dependencies for the inter-op workers: each node's inputs, and for a node
  * writing storage the plan reuses, every reader of the storage's previous
@@ -230,15 +247,37 @@ static weft_status setup_workers(weft_exec *e, int threads, int mode) {
     }
     if (!(e->done = calloc((size_t)N + 1, 1))) goto oom;
     e->workers = threads;
-    if (mode == 0) { /* auto: measure which is faster (see weft_exec_run) */
-        e->tune_left = 2 * WEFT_INTER_OP_TUNE_RUNS + 1; /* the first run, untimed, touches the buffers */
-        e->best_with = e->best_without = INFINITY;
-    }
     free(finish); free(rcount); free(roff); free(rlist);
     return WEFT_OK;
 oom:
     free(finish); free(rcount); free(roff); free(rlist);
     return weft_error(WEFT_ERR_NOMEM, "exec: out of memory");
+}
+
+/* The candidate modes: the row bands when the threads are two or more and
+ * core/rows.c finds any, the workers when setup_workers set them up; a
+ * mode asked for (inter_op or row_bands 1) is the only one. */
+static weft_status setup_modes(weft_exec *e, const weft_compile_report *rep) {
+    const int inter_op = rep ? rep->inter_op : 0, bands = rep ? rep->row_bands : 0;
+    if (bands >= 0 && weft_get_threads() >= 2) {
+        weft_status s = weft_rows_find(e->g, e->needed, e->n, e->val, &e->plan, e->blocks, &e->rows);
+        if (s) return s;
+    }
+    const int can_band = e->rows.n > 0, can_work = e->workers > 1;
+    e->n_modes = 0;
+    if (inter_op == 1 && can_work) e->modes[e->n_modes++] = MODE_WORKERS;
+    else if (bands == 1 && can_band) e->modes[e->n_modes++] = MODE_BANDS;
+    else {
+        if (can_work) e->modes[e->n_modes++] = MODE_WORKERS; /* first: the choice before any timing */
+        if (can_band) e->modes[e->n_modes++] = MODE_BANDS;
+        e->modes[e->n_modes++] = MODE_KERNELS;
+    }
+    e->mode = e->modes[0];
+    if (e->n_modes > 1) {
+        e->tune_left = WEFT_TUNE_RUNS * e->n_modes + 1; /* the first run, untimed, touches the buffers */
+        for (int k = 0; k < 3; k++) e->best[k] = INFINITY;
+    }
+    return WEFT_OK;
 }
 
 static weft_status node_ok(const weft_exec *e, weft_node n, const char *what) {
@@ -271,11 +310,14 @@ weft_exec *weft_exec_adopt(weft_graph *compiled, const weft_node *outputs, int n
     e->map = map;
     e->n_map = n_map;
     memcpy(e->outs, outputs, (size_t)n * sizeof *outputs); /* the caller's ids */
-    if (setup_workers(e, weft_get_threads(), report ? report->inter_op : 0)) {
+    if (setup_workers(e, weft_get_threads(), report ? report->inter_op : 0) || setup_modes(e, report)) {
         weft_exec_free(e);
         return NULL;
     }
     keep.workers = e->workers;
+    keep.bands = e->rows.n;
+    for (int b = 0; b < e->rows.n; b++) keep.band_barriers += e->rows.barriers[b];
+    keep.bands_used = e->mode == MODE_BANDS;
     keep.parallelism = e->report.parallelism;
     keep.planned_peak_bytes = e->report.planned_peak_bytes;
     keep.unplanned_bytes = e->report.unplanned_bytes;
@@ -411,31 +453,100 @@ weft_status weft_exec_set_on_ready(weft_exec *e, void (*fn)(void *ctx, weft_node
     return WEFT_OK;
 }
 
-weft_status weft_exec_run(weft_exec *e) {
-    weft_kctx ctx = {.counter = e->counter, .g = e->g};
-    int tuning = e->tune_left > 0 && e->workers > 1 && !e->on_ready && !e->profile;
-    int warm = tuning && e->tune_left == 2 * WEFT_INTER_OP_TUNE_RUNS + 1; /* page faults: not timed */
-    int with = e->workers > 1 && !e->on_ready && !e->profile && (!tuning || (!warm && e->tune_left % 2 == 0));
-    double t0 = tuning ? weft_now_ms() : 0;
-    if (with) {
-        weft_status s = run_workers(e, &ctx);
-        if (s) return s;
-    } else {
-        for (int i = 0; i < e->n; i++) {
-            if (!e->needed[i]) continue;
-            weft_status s = run_node(e, i, &ctx);
+/* Band b of the row bands: its views (and inputs' checks) first, then one
+ * parallel region in which thread t runs its rows of every kernel, in
+ * order, on one thread each, meeting the others at the band's barriers.
+ * A thread whose kernel fails runs no more kernels but still meets the
+ * others; the first failing node (in schedule order) is reported. */
+static weft_status run_band(weft_exec *e, int b, const weft_kctx *base) {
+    const weft_graph *g = e->g;
+    const int i0 = e->rows.start[b], i1 = e->rows.end[b];
+    const int64_t M = e->rows.rows[b];
+    for (int i = i0; i < i1; i++)
+        if (e->needed[i] && (e->plan.is_view[i] || g->nodes[i].kind != WEFT_NODE_OP)) {
+            weft_status s = run_node(e, i, base);
             if (s) return s;
-            if (e->on_ready)
-                for (int q = e->ready_off[i]; q < e->ready_off[i + 1]; q++)
-                    e->on_ready(e->on_ready_ctx, e->ready_ids[q]);
+        }
+    int nt = weft_get_threads(), failed_at = i1;
+    if (nt > M) nt = (int)M;
+    weft_status failed = WEFT_OK;
+    char msg[1024] = "";
+    #pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        const int64_t r0 = M * t / nth, r1 = M * (t + 1) / nth;
+        weft_kctx ctx = *base;
+        ctx.threads = 1;
+        int ok = 1;
+        for (int i = i0; i < i1; i++) {
+            const weft_node_rec *r = &g->nodes[i];
+            if (!e->needed[i] || e->plan.is_view[i] || r->kind != WEFT_NODE_OP) continue;
+            if (e->rows.barrier[i]) {
+                #pragma omp barrier
+            }
+            if (!ok || r0 == r1) continue;
+            uint32_t whole;
+            weft_op_rows(g, i, &whole);
+            weft_tensor ins[32], out = weft_rows_of(&e->val[i], r0, r1);
+            for (int k = 0; k < r->n_in; k++) {
+                const weft_tensor *x = &e->val[g->edges[r->in_off + k]];
+                ins[k] = whole >> k & 1 ? *x : weft_rows_of(x, r0, r1);
+            }
+            weft_status s = weft_ops[r->op].kernel(&out, ins, r->n_in, &r->attr, &ctx);
+            if (s) {
+                ok = 0;
+                #pragma omp critical(weft_exec_error)
+                if (i < failed_at) {
+                    char d[160];
+                    failed_at = i;
+                    failed = s;
+                    snprintf(msg, sizeof msg, "run: node %d (%s): %s", i, weft_node_desc(g, i, d, sizeof d),
+                             weft_last_error());
+                }
+            }
         }
     }
+    return failed ? weft_error(failed, "%s", msg) : WEFT_OK;
+}
+
+/* Kernel by kernel in schedule order, or band by band where there are
+ * bands; the ready callback after each node (after a band, for its nodes). */
+static weft_status run_in_order(weft_exec *e, const weft_kctx *ctx, int bands) {
+    for (int i = 0; i < e->n;) {
+        int b = bands ? e->rows.band_at[i] : -1, next = b >= 0 ? e->rows.end[b] : i + 1;
+        if (b >= 0) {
+            weft_status s = run_band(e, b, ctx);
+            if (s) return s;
+        } else if (e->needed[i]) {
+            weft_status s = run_node(e, i, ctx);
+            if (s) return s;
+        }
+        if (e->on_ready)
+            for (int j = i; j < next; j++)
+                for (int q = e->ready_off[j]; q < e->ready_off[j + 1]; q++)
+                    e->on_ready(e->on_ready_ctx, e->ready_ids[q]);
+        i = next;
+    }
+    return WEFT_OK;
+}
+
+weft_status weft_exec_run(weft_exec *e) {
+    weft_kctx ctx = {.counter = e->counter, .g = e->g};
+    const int tuning = e->tune_left > 0 && !e->on_ready && !e->profile;
+    const int warm = tuning && e->tune_left == WEFT_TUNE_RUNS * e->n_modes + 1; /* page faults: not timed */
+    int mode = tuning && !warm ? e->modes[e->tune_left % e->n_modes] : e->mode;
+    if (e->profile || (mode == MODE_WORKERS && e->on_ready)) mode = MODE_KERNELS; /* kernels timed alone */
+    const double t0 = tuning ? weft_now_ms() : 0;
+    weft_status s = mode == MODE_WORKERS ? run_workers(e, &ctx) : run_in_order(e, &ctx, mode == MODE_BANDS);
+    if (s) return s;
     if (tuning) {
-        double t = weft_now_ms() - t0, *best = with ? &e->best_with : &e->best_without;
-        if (!warm && t < *best) *best = t;
-        if (--e->tune_left == 0 && e->best_without < e->best_with) {
-            e->workers = 0; /* the kernels share the threads from now on */
-            e->report.workers = 0;
+        const double t = weft_now_ms() - t0;
+        if (!warm && t < e->best[mode]) e->best[mode] = t;
+        if (--e->tune_left == 0) {
+            for (int k = 0; k < e->n_modes; k++)
+                if (e->best[e->modes[k]] < e->best[e->mode]) e->mode = e->modes[k];
+            if (e->mode != MODE_WORKERS) e->report.workers = 0; /* the kernels share the threads from now on */
+            e->report.bands_used = e->mode == MODE_BANDS;
         }
     }
     e->counter++;

@@ -134,7 +134,8 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
 WEFT_KERNEL_CLONES weft_status weft_fused_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
                               const weft_kctx *ctx) {
     const weft_fused_prog *prog = &ctx->g->progs[attr->i[0]];
-    const weft_shape S = attr->shape;
+    weft_shape S = attr->shape;
+    if (S.ndim == 2) S.dim[0] = out->shape.dim[0]; /* a band of the rows (core/rows.c) */
     int n_out = prog->n_out >= 2 ? prog->n_out : 1;
     int16_t last = (int16_t)(prog->n_instr - 1);
     const int16_t *out_ins = prog->n_out >= 2 ? prog->out_ins : &last;

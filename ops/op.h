@@ -13,6 +13,9 @@ enum {
     WEFT_OPF_STRIDED_OUT = 1u << 3, /* the kernel writes an output whose rows are strided
                                      * (innermost stride 1): the planner may place it
                                      * straight into a slice of a concat */
+    WEFT_OPF_ROWS = 1u << 4,        /* row r of the 2-D output needs only row r of the inputs
+                                     * with as many rows (others are read whole): the
+                                     * kernel may be run on a band of rows (core/rows.c) */
 };
 
 /* Runtime context handed to kernels. */
@@ -92,6 +95,13 @@ weft_status weft_ops_check(void);
 
 /* A matrix product, packed or not (for cost estimates and reports). */
 static inline int weft_op_is_product(int op) { return op == WEFT_OP_matmul || op == WEFT_OP_matmul_packed; }
+
+/* Rows the kernel of node i may be run on in bands (WEFT_OPF_ROWS; a
+ * product only when its left operand is not transposed, a concat only
+ * side by side): the output's row
+ * count, or 0.  *whole gets a bit per input read whole (a broadcast row, a
+ * product's right operand); the others are cut to the band. */
+int64_t weft_op_rows(const weft_graph *g, int i, uint32_t *whole);
 
 /* Whether an [m x k] x [k x n] product of this dtype runs faster as
  * matmul_packed (ops/matmul.c): the pass `pack` asks before rewriting. */

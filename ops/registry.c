@@ -25,3 +25,24 @@ weft_status weft_ops_check(void) {
     }
     return WEFT_OK;
 }
+
+int64_t weft_op_rows(const weft_graph *g, int i, uint32_t *whole) {
+    const weft_node_rec *r = &g->nodes[i];
+    *whole = 0;
+    if (r->kind != WEFT_NODE_OP || !(weft_ops[r->op].flags & WEFT_OPF_ROWS) || r->shape.ndim != 2 || r->n_in > 32)
+        return 0;
+    if (weft_op_is_product(r->op) && r->attr.i[0]) return 0; /* A^T: output row r is a column of A */
+    if (r->op == WEFT_OP_concat && r->attr.i[0] != 1) return 0; /* side by side only */
+    if (r->op == WEFT_OP_fused && (r->attr.shape.ndim != 2 || r->attr.shape.dim[0] != r->shape.dim[0])) return 0;
+    const int64_t M = r->shape.dim[0];
+    for (int k = 0; k < r->n_in; k++) {
+        const weft_node_rec *x = &g->nodes[g->edges[r->in_off + k]];
+        int sliced = x->shape.ndim == 2 && x->shape.dim[0] == M && !(weft_op_is_product(r->op) && k == 1);
+        if (!sliced) {
+            /* read whole: a product's right operand, or broadcast along the rows */
+            if (!weft_op_is_product(r->op) && x->shape.ndim == 2 && x->shape.dim[0] != 1) return 0;
+            *whole |= 1u << k;
+        }
+    }
+    return M;
+}

@@ -170,8 +170,51 @@ Test(compile, inter_op_workers_match_the_reference) {
     weft_set_threads(0);
 }
 
-/* Auto mode times its first runs with and without the workers and keeps
- * the faster: every run, before and after the choice, gives the same bits. */
+/* Row bands (core/rows.c): each thread runs its rows of the batch through
+ * every step.  Races would show as differences, flaky or not. */
+Test(compile, row_bands_match_the_reference) {
+    weft_set_threads(2);
+    weft_compile_options o = {.row_bands = 1, .verify = 1};
+    for (int c = 0; c < 5; c++)
+        for (int cfg = 0; cfg < 4; cfg++) {
+            model m = rnn_model(cells[c], 1 + (cfg & 1), cfg >= 2, cfg == 3, 0, WEFT_F64);
+            for (int rep = 0; rep < 3; rep++) {
+                weft_compile_report r = compare(&m, &o, 1e-12);
+                cr_assert(r.bands >= 1 && r.bands_used, "%s cfg %d: %d bands", cells[c], cfg, r.bands);
+            }
+            model_free(&m);
+        }
+    weft_set_threads(0);
+}
+
+/* A band's threads meet before a kernel that reads whole what the band
+ * wrote: here both products' right operands.  Without those barriers a
+ * thread would multiply by rows the other has not written yet.  (The plan
+ * may add one: a buffer read whole that a later kernel reuses.) */
+Test(compile, row_bands_meet_where_a_value_is_read_whole) {
+    weft_set_threads(2);
+    model m = {0};
+    m.g = weft_graph_new();
+    weft_node x = weft_input(m.g, "x", WEFT_F64, S(8, 8)), a = weft_input(m.g, "a", WEFT_F64, S(8, 8));
+    weft_node y = weft_tanh(m.g, x);
+    weft_node w = weft_sigmoid(m.g, weft_matmul(m.g, a, y, 0, 0));
+    weft_node z = weft_matmul(m.g, a, w, 0, 0);
+    m.outs[m.n_outs++] = weft_add(m.g, weft_mul(m.g, z, y), x);
+    feed_random(&m, x, 3);
+    feed_random(&m, a, 4);
+    weft_compile_options o = {.row_bands = 1};
+    for (int rep = 0; rep < 5; rep++) {
+        weft_compile_report r = compare(&m, &o, 1e-12);
+        cr_assert_eq(r.bands, 1);
+        cr_assert_geq(r.band_barriers, 2);
+    }
+    model_free(&m);
+    weft_set_threads(0);
+}
+
+/* Auto mode times its first runs in each way it can run (the workers, the
+ * row bands, kernel by kernel) and keeps the fastest: every run, before
+ * and after the choice, gives the same bits. */
 Test(compile, auto_inter_op_choice_keeps_the_bits) {
     weft_set_threads(2);
     model m = rnn_model("lstm", 2, 1, 0, 0, WEFT_F32);
@@ -180,7 +223,7 @@ Test(compile, auto_inter_op_choice_keeps_the_bits) {
     cr_assert_gt(weft_exec_report(p)->workers, 1, "a bidirectional model starts with the workers");
     for (int k = 0; k < m.n_feeds; k++) cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK);
     float *first[64] = {0};
-    for (int run = 0; run < 8; run++) {
+    for (int run = 0; run < 9; run++) {
         cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
         for (int k = 0; k < m.n_outs; k++) {
             weft_tensor t;
@@ -595,12 +638,14 @@ Test(compile, deterministic_across_threads_and_runs) {
     size_t total = 0;
     for (int k = 0; k < np; k++) total += (size_t)weft_shape_numel(weft_node_shape(g, grads[k]));
     float *ref = malloc(total * sizeof *ref), *got = malloc(total * sizeof *got);
-    for (int trial = 0; trial < 4; trial++) {
-        /* 1 thread; 2 threads splitting kernels; 2 inter-op workers; 1 thread again */
-        weft_set_threads(trial == 1 || trial == 2 ? 2 : 1);
-        weft_compile_options o = {.inter_op = trial == 2 ? 1 : -1};
+    for (int trial = 0; trial < 5; trial++) {
+        /* 1 thread; 2 threads splitting kernels; 2 inter-op workers; 2
+         * threads with row bands; 1 thread again */
+        weft_set_threads(trial >= 1 && trial <= 3 ? 2 : 1);
+        weft_compile_options o = {.inter_op = trial == 2 ? 1 : -1, .row_bands = trial == 3 ? 1 : -1};
         weft_exec *e = weft_exec_compile(g, grads, np, &o);
         if (trial == 2) cr_assert_eq(weft_exec_report(e)->workers, 2);
+        if (trial == 3) cr_assert(weft_exec_report(e)->bands_used);
         cr_assert(e, "%s", weft_last_error());
         cr_assert_eq(weft_exec_feed(e, x, xd, 4 * 64 * 64 * sizeof *xd), WEFT_OK);
         cr_assert_eq(weft_exec_run(e), WEFT_OK);

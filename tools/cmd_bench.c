@@ -98,7 +98,8 @@ done:
 static void usage(FILE *f) {
     fprintf(f, "usage: weft bench --cell CELL --seq-len T --batch B --input-size I --hidden-size H\n"
                "                  [--layers L] [--bidirectional] [--threads N] [--iters K]\n"
-               "                  [--no-pass=NAME ...] [--no-passes] [--inter-op 1|0|-1] [--dtype f32|f64] [--json]\n"
+               "                  [--no-pass=NAME ...] [--no-passes] [--inter-op 1|0|-1] [--row-bands 1|0|-1]\n"
+               "                  [--dtype f32|f64] [--json]\n"
                "                  [--profile]\n"
                "Times training steps (forward + backward with weight gradients) and reports the\n"
                "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n"
@@ -109,7 +110,7 @@ static void usage(FILE *f) {
 int weft_cmd_bench(int argc, char **argv) {
     const char *cell_name = "lstm";
     int64_t T = 80, B = 50, I = 128, H = 128;
-    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0, inter_op = 0, prof = 0;
+    int L = 1, bi = 0, iters = 10, json = 0, threads = 0, no_passes = 0, inter_op = 0, bands = 0, prof = 0;
     weft_dtype dt = WEFT_F32;
     const char *disable[WEFT_MAX_PASSES];
     int n_disable = 0;
@@ -129,6 +130,7 @@ int weft_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--profile")) prof = 1;
         else if (!strcmp(a, "--no-passes")) no_passes = 1;
         else if (!strcmp(a, "--inter-op") && v) inter_op = atoi(argv[++i]);
+        else if (!strcmp(a, "--row-bands") && v) bands = atoi(argv[++i]);
         else if (!strncmp(a, "--no-pass=", 10) && n_disable < WEFT_MAX_PASSES) disable[n_disable++] = a + 10;
         else if (!strcmp(a, "--dtype") && v) {
             const char *d = argv[++i];
@@ -172,7 +174,7 @@ int weft_cmd_bench(int argc, char **argv) {
     if (weft_grad(g, loss, wrt, np, grads)) goto fail;
     grads[np] = res.output;
     weft_compile_options opt = {.disable = disable, .n_disable = n_disable, .no_passes = no_passes,
-                                .threads = threads, .inter_op = inter_op};
+                                .threads = threads, .inter_op = inter_op, .row_bands = bands};
     p = weft_exec_compile(g, grads, np + 1, &opt);
     if (!p) goto fail;
     size_t nx = (size_t)(T * B * I), ng = (size_t)(T * B * (bi ? 2 : 1) * H), es = weft_dtype_size(dt);
@@ -187,7 +189,7 @@ int weft_cmd_bench(int argc, char **argv) {
     }
     if (weft_exec_feed(p, x, xd, nx * es) || weft_exec_feed(p, go, gd, ng * es)) goto fail_data;
     double *ms = malloc((size_t)iters * sizeof *ms), *cpu = malloc((size_t)iters * sizeof *cpu);
-    for (int k = 0; k < 5; k++) /* warm-up (in auto inter-op mode, also the runs that choose) */
+    for (int k = 0; k < 7; k++) /* warm-up (in auto mode, also the runs that choose how to run) */
         if (weft_exec_run(p)) goto fail_ms;
     for (int k = 0; k < iters; k++) {
         double t0 = now_ms(), c0 = cpu_ms();
@@ -220,10 +222,10 @@ int weft_cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
                "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"cpu_ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
-               "\"peak_bytes\": %lld, \"live_bytes\": %lld, \"nodes\": %d, \"workers\": %d}\n",
+               "\"peak_bytes\": %lld, \"live_bytes\": %lld, \"nodes\": %d, \"workers\": %d, \"bands_used\": %d}\n",
                cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med, med_cpu,
                flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes, (long long)rep->live_bytes,
-               weft_graph_node_count(weft_exec_graph(p)), rep->workers);
+               weft_graph_node_count(weft_exec_graph(p)), rep->workers, rep->bands_used);
     } else {
         weft_compile_report_print(rep, stdout);
         printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d; %.3f ms CPU), %.2f GFLOP/s\n",

@@ -23,6 +23,8 @@ typedef struct weft_compile_options {
     int threads;                 /* executor threads; 0 = all cores */
     int inter_op;                /* run independent nodes side by side on the threads (each
                                   * kernel single-threaded): 0 auto, 1 on, -1 off */
+    int row_bands;               /* run each recurrence as row bands, each thread its own rows
+                                  * of the batch through every step: 0 auto, 1 on, -1 off */
 } weft_compile_options;
 
 typedef struct weft_pass_stat {
@@ -45,6 +47,10 @@ typedef struct weft_compile_report {
     int inter_op;                /* what was asked: 0 auto, 1 on, -1 off */
     double parallelism;          /* total work over critical-path work (estimated) */
     int workers;                 /* inter-op workers used (0: kernels use the threads) */
+    int row_bands;               /* what was asked: 0 auto, 1 on, -1 off */
+    int bands;                   /* row bands found: stretches of row-wise kernels */
+    int band_barriers;           /* where the threads meet inside them (all bands) */
+    int bands_used;              /* 1: each band runs in one parallel region, rows per thread */
 } weft_compile_report;
 
 /* The pass names in order, NULL-terminated. */
