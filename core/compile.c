@@ -390,6 +390,12 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
         fprintf(f, "parallelism %.2f: %d row bands run each thread's rows through the steps, other kernels "
                    "share the threads\n", r->parallelism, r->bands);
     else
-        fprintf(f, "parallelism %.2f: kernels share the threads%s\n", r->parallelism,
-                r->bands ? " (row bands were slower)" : "");
+        fprintf(f, "parallelism %.2f: kernels share the threads\n", r->parallelism);
+    static const char *const mode[3] = {"kernel by kernel", "row bands", "inter-op workers"};
+    if (r->tuned_ms[0] > 0) {
+        fprintf(f, "chosen from timed runs:");
+        for (int k = 0; k < 3; k++)
+            if (r->tuned_ms[k] > 0) fprintf(f, "%s %s %.2f ms", k && r->tuned_ms[0] > 0 ? "," : "", mode[k], r->tuned_ms[k]);
+        fprintf(f, "\n");
+    }
 }

@@ -180,7 +180,7 @@ static double node_cost(const weft_graph *g, int i) {
 #define WEFT_INTER_OP_MIN_PARALLELISM 1.3
 #define WEFT_TUNE_RUNS 2
 
-enum { MODE_KERNELS, MODE_BANDS, MODE_WORKERS };
+enum { MODE_KERNELS, MODE_BANDS, MODE_WORKERS }; /* the order of the report's tuned_ms */
 
 /* Dependencies for the inter-op workers: each node's inputs, and for a node
  * writing storage the plan reuses, every reader of the storage's previous
@@ -545,6 +545,7 @@ weft_status weft_exec_run(weft_exec *e) {
         if (--e->tune_left == 0) {
             for (int k = 0; k < e->n_modes; k++)
                 if (e->best[e->modes[k]] < e->best[e->mode]) e->mode = e->modes[k];
+            for (int k = 0; k < e->n_modes; k++) e->report.tuned_ms[e->modes[k]] = e->best[e->modes[k]];
             if (e->mode != MODE_WORKERS) e->report.workers = 0; /* the kernels share the threads from now on */
             e->report.bands_used = e->mode == MODE_BANDS;
         }

@@ -222,10 +222,12 @@ int weft_cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"cell\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, \"input_size\": %lld, \"hidden_size\": %lld, "
                "\"layers\": %d, \"bidirectional\": %s, \"ms_per_step\": %.4f, \"cpu_ms_per_step\": %.4f, \"gflops\": %.3f, \"compile_ms\": %.3f, "
-               "\"peak_bytes\": %lld, \"live_bytes\": %lld, \"nodes\": %d, \"workers\": %d, \"bands_used\": %d}\n",
+               "\"peak_bytes\": %lld, \"live_bytes\": %lld, \"nodes\": %d, \"workers\": %d, \"bands_used\": %d, "
+               "\"tuned_ms\": {\"kernels\": %.4f, \"bands\": %.4f, \"workers\": %.4f}}\n",
                cell_name, (long long)T, (long long)B, (long long)I, (long long)H, L, bi ? "true" : "false", med, med_cpu,
                flops / med / 1e6, rep->compile_ms, (long long)rep->planned_peak_bytes, (long long)rep->live_bytes,
-               weft_graph_node_count(weft_exec_graph(p)), rep->workers, rep->bands_used);
+               weft_graph_node_count(weft_exec_graph(p)), rep->workers, rep->bands_used, rep->tuned_ms[0],
+               rep->tuned_ms[1], rep->tuned_ms[2]);
     } else {
         weft_compile_report_print(rep, stdout);
         printf("%s T=%lld B=%lld I=%lld H=%lld L=%d%s: %.3f ms/step (median of %d; %.3f ms CPU), %.2f GFLOP/s\n",

@@ -51,6 +51,8 @@ typedef struct weft_compile_report {
     int bands;                   /* row bands found: stretches of row-wise kernels */
     int band_barriers;           /* where the threads meet inside them (all bands) */
     int bands_used;              /* 1: each band runs in one parallel region, rows per thread */
+    double tuned_ms[3];          /* auto mode: the best timed run kernel by kernel, with the row
+                                  * bands, with the workers (0: not a candidate, or not yet) */
 } weft_compile_report;
 
 /* The pass names in order, NULL-terminated. */
