@@ -171,8 +171,9 @@ static double node_cost(const weft_graph *g, int i) {
 
 /* Auto mode sets the workers up from this estimated parallelism, then
  * (after one untimed run that pays the buffers' first page faults) times
- * WEFT_TUNE_RUNS runs with them and as many without, alternating,
- * and keeps the faster (with the row bands, if any, a third candidate).  The estimate alone chose wrong: a 2-layer LSTM
+ * WEFT_TUNE_RUNS runs with them and as many without (and with the row
+ * bands, if any), alternating, and keeps the fastest.  The estimate alone
+ * chose wrong: a 2-layer LSTM
  * (1.7) and a 2-layer bidirectional one (3.7) ran 15-35% slower with the
  * workers, since the layer above waits for the time-batched GEMM of the
  * whole layer below, which then runs on one thread; one bidirectional layer
