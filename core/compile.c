@@ -395,7 +395,7 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
     if (r->tuned_ms[0] > 0) {
         fprintf(f, "chosen from timed runs:");
         for (int k = 0; k < 3; k++)
-            if (r->tuned_ms[k] > 0) fprintf(f, "%s %s %.2f ms", k && r->tuned_ms[0] > 0 ? "," : "", mode[k], r->tuned_ms[k]);
+            if (r->tuned_ms[k] > 0) fprintf(f, "%s %s %.2f ms", k ? "," : "", mode[k], r->tuned_ms[k]);
         fprintf(f, "\n");
     }
 }

@@ -486,12 +486,10 @@ static weft_status run_band(weft_exec *e, int b, const weft_kctx *base) {
                 #pragma omp barrier
             }
             if (!ok || r0 == r1) continue;
-            uint32_t whole;
-            weft_op_rows(g, i, &whole);
             weft_tensor ins[32], out = weft_rows_of(&e->val[i], r0, r1);
             for (int k = 0; k < r->n_in; k++) {
                 const weft_tensor *x = &e->val[g->edges[r->in_off + k]];
-                ins[k] = whole >> k & 1 ? *x : weft_rows_of(x, r0, r1);
+                ins[k] = e->rows.whole[i] >> k & 1 ? *x : weft_rows_of(x, r0, r1);
             }
             weft_status s = weft_ops[r->op].kernel(&out, ins, r->n_in, &r->attr, &ctx);
             if (s) {

@@ -140,16 +140,18 @@ void weft_rows_free(weft_rows *r) {
     free(r->barriers);
     free(r->band_at);
     free(r->barrier);
+    free(r->whole);
     memset(r, 0, sizeof *r);
 }
 
 /* A node's accesses (its inputs read, its output written) when its kernel
  * can run in bands of M rows; else 0. */
 static int node_accesses(const weft_graph *g, int i, const weft_tensor *val, const span *s, int ns, int64_t *M,
-                         access *acc) {
+                         uint32_t *whole_out, access *acc) {
     uint32_t whole;
     const weft_node_rec *r = &g->nodes[i];
     const int64_t m = weft_op_rows(g, i, &whole);
+    *whole_out = whole;
     if (m < 2) return 0;
     int na = 0;
     for (int k = 0; k < r->n_in; k++)
@@ -171,8 +173,16 @@ weft_status weft_rows_find(const weft_graph *g, const uint8_t *needed, int N, co
     buf_state *st = calloc((size_t)(nb ? nb : 1), sizeof *st);
     out->band_at = malloc((size_t)(N ? N : 1) * sizeof *out->band_at);
     out->barrier = calloc((size_t)(N ? N : 1), 1);
-    int cap = 0;
-    if (!s || !st || !out->band_at || !out->barrier) goto oom;
+    out->whole = calloc((size_t)(N ? N : 1), sizeof *out->whole);
+    /* at most one band per WEFT_ROWS_MIN_KERNELS nodes */
+    const size_t cap = (size_t)N / WEFT_ROWS_MIN_KERNELS + 1;
+    out->start = malloc(cap * sizeof *out->start);
+    out->end = malloc(cap * sizeof *out->end);
+    out->barriers = malloc(cap * sizeof *out->barriers);
+    out->rows = malloc(cap * sizeof *out->rows);
+    if (!s || !st || !out->band_at || !out->barrier || !out->whole || !out->start || !out->end || !out->barriers ||
+        !out->rows)
+        goto oom;
     for (int b = 0; b < nb; b++) s[b] = (span){blocks[b], (const char *)blocks[b] + plan->block_bytes[b], b};
     qsort(s, (size_t)nb, sizeof *s, by_lo);
     for (int i = 0; i < N; i++) out->band_at[i] = -1;
@@ -185,23 +195,11 @@ weft_status weft_rows_find(const weft_graph *g, const uint8_t *needed, int N, co
         if (i < N) {
             const weft_node_rec *r = &g->nodes[i];
             if (!needed[i] || r->kind != WEFT_NODE_OP || plan->is_view[i]) continue; /* runs before the band's region */
-            na = node_accesses(g, i, val, s, nb, &m, acc);
+            na = node_accesses(g, i, val, s, nb, &m, &out->whole[i], acc);
         }
         if (open && (!na || m != M)) { /* the band ends at its last kernel */
             open = 0;
             if (kernels >= WEFT_ROWS_MIN_KERNELS) {
-                if (out->n == cap) {
-                    cap = cap ? 2 * cap : 8;
-                    int *a = realloc(out->start, (size_t)cap * sizeof *a), *b2, *c;
-                    if (a) out->start = a;
-                    b2 = realloc(out->end, (size_t)cap * sizeof *b2);
-                    if (b2) out->end = b2;
-                    c = realloc(out->barriers, (size_t)cap * sizeof *c);
-                    if (c) out->barriers = c;
-                    int64_t *d = realloc(out->rows, (size_t)cap * sizeof *d);
-                    if (d) out->rows = d;
-                    if (!a || !b2 || !c || !d) goto oom;
-                }
                 out->start[out->n] = start;
                 out->end[out->n] = last + 1;
                 out->rows[out->n] = M;

@@ -13,6 +13,7 @@ typedef struct weft_rows {
     int *barriers;       /* [n]: barriers inside */
     int *band_at;        /* [N]: the band starting at node i, or -1 */
     uint8_t *barrier;    /* [N]: the threads meet before node i runs */
+    uint32_t *whole;     /* [N]: node i's inputs read whole (weft_op_rows), the others cut to the band */
 } weft_rows;
 
 /* Find the bands of a planned graph.  val[] are the nodes' tensors as the
