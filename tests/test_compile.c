@@ -103,16 +103,6 @@ static weft_exec *compiled(const model *m, const weft_compile_options *o) {
     return p;
 }
 
-/* Nodes of compiled graph g running op `name`. */
-static int count_named(const weft_graph *g, const char *name) {
-    int c = 0;
-    for (int i = 0; i < weft_graph_node_count(g); i++) {
-        const char *op = weft_node_op_name(g, i);
-        c += op && !strcmp(op, name);
-    }
-    return c;
-}
-
 /* Run the model on the reference executor and as a program; compare. */
 static weft_compile_report compare(model *m, const weft_compile_options *opt, double tol) {
     weft_exec *e = weft_exec_new(m->g, m->outs, m->n_outs);
@@ -409,7 +399,7 @@ Test(compile, packed_products_match_blis) {
         feed_random(&m, xt, 6);
         weft_exec *p = compiled(&m, NULL);
         const weft_graph *g = weft_exec_graph(p);
-        int packs = count_named(g, "pack_b"), packed = count_named(g, "matmul_packed");
+        int packs = tu_count_op(g, "pack_b"), packed = tu_count_op(g, "matmul_packed");
         weft_exec_free(p);
         /* w^T and v, each packed once; merge-gates joins x_s w^T and x_s v */
         cr_assert_geq(packs, 1, "pack_b nodes: %d", packs);
@@ -567,7 +557,7 @@ Test(compile, fuse_joins_sibling_regions_unless_one_is_read_between) {
         compare(&m, &o, 1e-12);
         weft_exec *p = compiled(&m, &o);
         const weft_graph *g = weft_exec_graph(p);
-        int kernels = count_named(g, "fused");
+        int kernels = tu_count_op(g, "fused");
         cr_assert_eq(kernels, between ? 2 : 1, "u read %s b: %d fused kernels", between ? "before" : "after", kernels);
         weft_exec_free(p);
         model_free(&m);

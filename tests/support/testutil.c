@@ -55,3 +55,12 @@ const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *nam
         if (!strcmp(r->pass[k].name, name)) return &r->pass[k];
     return NULL;
 }
+
+int tu_count_op(const weft_graph *g, const char *name) {
+    int c = 0;
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i);
+        c += op && !strcmp(op, name);
+    }
+    return c;
+}

@@ -18,4 +18,6 @@ weft_node tu_const(weft_graph *g, weft_dtype t, weft_shape s, uint64_t seed, dou
 weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed);
 /* The report line of the first pass called name, NULL when none ran by it. */
 const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *name);
+/* Nodes of g running op `name` (a compiled graph's, for what the passes made). */
+int tu_count_op(const weft_graph *g, const char *name);
 #endif
