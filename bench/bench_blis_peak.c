@@ -52,6 +52,9 @@ int main(void) {
         {"row 5: dG W_hh per step", 16, 512, 2048, 0, 0},
         {"row 1: h W_hh^T per step", 50, 512, 128, 0, 1},
         {"row 1: dG^T x, all steps", 512, 128, 4000, 1, 0},
+        {"row 1: dG^T [x|h]", 512, 256, 4000, 1, 0},
+        {"row 1: [x|h]^T dG", 256, 512, 4000, 1, 0},
+        {"row 3: dG^T [x|h]", 1024, 512, 6400, 1, 0},
     };
     printf("%-28s %14s %8s %8s\n", "GEMM", "m x n x k", "1 thr", "2 thr");
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {

@@ -25,8 +25,8 @@
         weft_iter4 io = weft_iter4_of(out, &out->shape); /* rows may be strided */ \
         const int64_t D = ia.n[3], sa = ia.s[3], sb = ib.s[3], sc = ic.s[3];   \
         const int64_t rows = ia.n[0] * ia.n[1] * ia.n[2];                      \
-        _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
-        for (int64_t row = 0; row < rows; row++) {                             \
+        WEFT_TEAM(weft_kernel_threads(ctx, rows, rows * D),                    \
+        for (int64_t row = rows * team_t / team_n; row < rows * (team_t + 1) / team_n; row++) { \
             const weft_row3 ri = weft_row_index(&ia, row);                     \
             const T *pa = A + weft_row_offset(&ia, ri), *pb = B + weft_row_offset(&ib, ri); \
             const T *pc = C + weft_row_offset(&ic, ri);                        \
@@ -54,7 +54,7 @@
                     o[d] = (EXPR);                                             \
                 }                                                              \
             }                                                                  \
-        }                                                                      \
+        });                                                                    \
     } while (0)
 
 #define EW_KERNEL(id, EXPR)                                                    \

@@ -98,8 +98,8 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
         const weft_iter4 io = weft_iter4_of(out, &out->shape);                 \
         const int64_t D = S.ndim ? S.dim[S.ndim - 1] : 1;                      \
         const int64_t rows = weft_shape_numel(S) / D;                          \
-        _Pragma("omp parallel for schedule(static) if (rows * D >= WEFT_PAR_MIN_ELEMENTS && rows > 1 && ctx->threads != 1)") \
-        for (int64_t row = 0; row < rows; row++) {                             \
+        WEFT_TEAM(weft_kernel_threads(ctx, rows, rows * D),                    \
+        for (int64_t row = rows * team_t / team_n; row < rows * (team_t + 1) / team_n; row++) { \
             T tmp[WEFT_FUSED_MAX_INSTR * CHUNK], gath[WEFT_FUSED_MAX_INPUTS][CHUNK]; \
             const T *base[WEFT_FUSED_MAX_INPUTS];                              \
             const weft_row3 ri = weft_row_index(&io, row); /* S's leading dims */ \
@@ -128,7 +128,7 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     res[out_ins[k]] = (T *)out->data + orow + k * D + j0;      \
                 RUN_CHUNK();                                                   \
             }                                                                  \
-        }                                                                      \
+        });                                                                    \
     } while (0)
 
 WEFT_KERNEL_CLONES weft_status weft_fused_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,

@@ -255,15 +255,15 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
     do {                                                                       \
         const T *B = in[0].data;                                               \
         T *P = packed_base(out->data);                                         \
-        _Pragma("omp parallel for schedule(static) if (K * N >= WEFT_PAR_MIN_ELEMENTS && !(ctx && ctx->threads == 1))") \
-        for (int64_t j = 0; j < np; j++) {                                     \
+        WEFT_TEAM(weft_kernel_threads(ctx, np, K * N),                         \
+        for (int64_t j = np * team_t / team_n; j < np * (team_t + 1) / team_n; j++) { \
             for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
                 T *q = P + p0 * np * gm.nr + j * kc * gm.nr;                   \
                 const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
                 PACK_PANEL(T, q, B + p0 * sk + j * gm.nr * sj, sk, sj, kc, nr, gm.nr); \
             }                                                                  \
-        }                                                                      \
+        });                                                                    \
     } while (0)
 
 weft_status weft_pack_b_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
@@ -413,9 +413,8 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
         T *ap = aligned_alloc(PACK_ALIGN, a_bytes + s_bytes);                  \
         if (!ap) return weft_error(WEFT_ERR_NOMEM, "matmul_packed: out of memory for packing A"); \
         T *scratch = (T *)((char *)ap + a_bytes);                              \
-        _Pragma("omp parallel num_threads(nt)")                                \
-        {                                                                      \
-            const int t = omp_get_thread_num(), nth = omp_get_num_threads();   \
+        WEFT_TEAM(nt, {                                                        \
+            const int t = team_t, nth = team_n;                                \
             for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
                 for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
@@ -425,7 +424,7 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
                     PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
                 }                                                              \
             }                                                                  \
-            _Pragma("omp barrier")                                             \
+            WEFT_TEAM_BARRIER();                                               \
             T one = 1;                                                         \
             auxinfo_t aux;                                                     \
             memset(&aux, 0, sizeof aux);                                       \
@@ -464,12 +463,12 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
                 }                                                              \
             }                                                                  \
             if (split_k) { /* C = first half + second half, rows shared */    \
-                _Pragma("omp barrier")                                         \
+                WEFT_TEAM_BARRIER();                                           \
                 T *C = out->data;                                              \
                 for (int64_t i = M * t / nth; i < M * (t + 1) / nth; i++)      \
                     for (int64_t j = 0; j < N; j++) C[i * rsc + j * csc] += scratch[i * N + j]; \
             }                                                                  \
-        }                                                                      \
+        });                                                                    \
         free(ap);                                                              \
     } while (0)
 

@@ -4,6 +4,8 @@
 #ifndef WEFT_OPS_OP_H
 #define WEFT_OPS_OP_H
 
+#include <omp.h>
+
 #include "graph_internal.h"
 
 enum {
@@ -81,6 +83,39 @@ weft_status weft_ops_check(void);
  * 1024 times the same as 4096.  On a loaded machine any parallel region
  * waits at its barrier for a descheduled thread: use one thread there. */
 #define WEFT_PAR_MIN_ELEMENTS 4096
+
+/* Run the statements as a team of nt threads, each knowing its place as
+ * team_t of team_n: in a parallel region when nt > 1, else inline on the
+ * calling thread.  An OpenMP region with one thread (`if` false, or
+ * num_threads(1)) still costs about a microsecond to enter and leave
+ * inside another region, and a row band (core/rows.c) calls its kernels,
+ * each on one thread, hundreds of times a step.  A barrier among the team
+ * is WEFT_TEAM_BARRIER(): inline, it must not meet the band's threads. */
+#define WEFT_TEAM(nt, ...)                                                     \
+    do {                                                                       \
+        const int team_nt = (nt);                                              \
+        if (team_nt > 1) {                                                     \
+            _Pragma("omp parallel num_threads(team_nt)")                       \
+            {                                                                  \
+                const int team_t = omp_get_thread_num(), team_n = omp_get_num_threads(); \
+                (void)team_t; (void)team_n;                                    \
+                __VA_ARGS__                                                    \
+            }                                                                  \
+        } else {                                                               \
+            const int team_t = 0, team_n = 1;                                  \
+            (void)team_t; (void)team_n;                                        \
+            __VA_ARGS__                                                        \
+        }                                                                      \
+    } while (0)
+#define WEFT_TEAM_BARRIER()                                                    \
+    do {                                                                       \
+        if (team_n > 1) { _Pragma("omp barrier") }                             \
+    } while (0)
+/* Threads for a kernel that shares its rows when it has this much work:
+ * all of them, or one (inside an inter-op worker or a band: ctx->threads). */
+static inline int weft_kernel_threads(const weft_kctx *ctx, int64_t rows, int64_t elements) {
+    return rows > 1 && elements >= WEFT_PAR_MIN_ELEMENTS && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1;
+}
 
 /* Hot kernels are compiled three times, for AVX-512, for AVX2+FMA and for
  * the baseline, and the loader picks per machine (GCC function

@@ -78,9 +78,8 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
         T *o = out->data;                                                      \
         if (lead) {                                                            \
             const int nt = rows * cols >= 65536 && cols >= 64 && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1; \
-            _Pragma("omp parallel num_threads(nt) if (nt > 1)")                \
-            {                                                                  \
-                const int t = omp_get_thread_num(), nth = omp_get_num_threads(); \
+            WEFT_TEAM(nt, {                                                    \
+                const int t = team_t, nth = team_n;                            \
                 const int64_t j0 = cols * t / nth / 16 * 16, j1 = t == nth - 1 ? cols : cols * (t + 1) / nth / 16 * 16; \
                 for (int64_t j = j0; j < j1; j++) o[j] = 0;                    \
                 for (int64_t r = 0; r < rows; r++) {                           \
@@ -88,7 +87,7 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
                     _Pragma("omp simd")                                        \
                     for (int64_t j = j0; j < j1; j++) o[j] += xr[j];           \
                 }                                                              \
-            }                                                                  \
+            });                                                                \
         } else {                                                               \
             for (int64_t r = 0; r < rows; r++) o[r] = sum_lanes_##T(x + r * rs, cols); \
         }                                                                      \

@@ -12,8 +12,8 @@ static void copy_strided(const weft_tensor *dst, const weft_tensor *src, int thr
     const int64_t es = (int64_t)weft_dtype_size(src->dtype);
     const weft_iter4 is = weft_iter4_of(src, &dst->shape), id = weft_iter4_of(dst, &dst->shape);
     const int64_t rows = is.n[0] * is.n[1] * is.n[2], len = is.n[3];
-#pragma omp parallel for schedule(static) if (rows * len >= 16 * WEFT_PAR_MIN_ELEMENTS && rows > 1 && threads != 1)
-    for (int64_t row = 0; row < rows; row++) {
+    const int nt = rows * len >= 16 * WEFT_PAR_MIN_ELEMENTS && rows > 1 && threads != 1 ? omp_get_max_threads() : 1;
+    WEFT_TEAM(nt, for (int64_t row = rows * team_t / team_n; row < rows * (team_t + 1) / team_n; row++) {
         const weft_row3 ri = weft_row_index(&is, row);
         const char *ps = (const char *)src->data + weft_row_offset(&is, ri) * es;
         char *pd = (char *)dst->data + weft_row_offset(&id, ri) * es;
@@ -21,7 +21,7 @@ static void copy_strided(const weft_tensor *dst, const weft_tensor *src, int thr
             memcpy(pd, ps, (size_t)(len * es));
         else
             for (int64_t d = 0; d < len; d++) memcpy(pd + d * id.s[3] * es, ps + d * is.s[3] * es, (size_t)es);
-    }
+    });
 }
 
 /* A view op's kernel: make the view, then copy it out contiguously. */
