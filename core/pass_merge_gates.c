@@ -11,7 +11,10 @@
  * dW_hh = dG^T H (the same stacked gate gradients dG), become one
  * dG^T [X | H]: BLIS packs dG^T once instead of twice, and the wider
  * product runs faster (bench/bench_blis_peak, one thread: 512x128x4000
- * 76 GFLOP/s, 512x256x4000 95; 1024x256x6400 95, 1024x512x6400 102). */
+ * 76 GFLOP/s, 512x256x4000 95; 1024x256x6400 95, 1024x512x6400 102).
+ * The bias gradient, the column sum of the same dG, joins them as one more
+ * column: sum(dG, 0) = dG^T 1, so dG^T [X | H | 1] gives all three and the
+ * separate pass over dG (megabytes, read from memory once more) is gone. */
 #include <string.h>
 
 #include "pass.h"
@@ -68,6 +71,14 @@ static int is_weight(const weft_graph *g, weft_node n) {
     return g->nodes[n].kind == WEFT_NODE_PARAM || g->nodes[n].kind == WEFT_NODE_CONST;
 }
 
+/* merge-wgrad: a backward column sum of a 2-D tensor (axis 0 only, not
+ * kept), which joins the products of that tensor transposed as a column. */
+static int is_column_sum(const weft_graph *g, weft_node i) {
+    const weft_node_rec *r = &g->nodes[i];
+    return r->kind == WEFT_NODE_OP && r->op == WEFT_OP_sum && r->backward && r->attr.i[0] == 1 &&
+           !r->attr.i[1] && r->shape.ndim == 1 && g->nodes[weft_in_of(g, i, 0)].shape.ndim == 2;
+}
+
 static weft_status merge(weft_rw *rw, int wgrad) {
     const weft_graph *s = rw->src;
     int n = s->n, nk = 0;
@@ -84,6 +95,10 @@ static weft_status merge(weft_rw *rw, int wgrad) {
     for (int i = 0; i < n; i++) {
         lead_of[i] = WEFT_NONE;
         const weft_node_rec *r = &s->nodes[i];
+        if (wgrad && rw->live[i] && is_column_sum(s, i)) { /* sum(A, 0): as A^T 1 */
+            keys[nk++] = (key){weft_in_of(s, i, 0), i, 1, 0, 0};
+            continue;
+        }
         if (!rw->live[i] || r->kind != WEFT_NODE_OP || r->op != WEFT_OP_matmul) continue;
         /* merge-gates: forward matmuls against parameters (views of them
          * included): in the backward, batching over time is worth more, and
@@ -107,9 +122,12 @@ static weft_status merge(weft_rw *rw, int wgrad) {
                keys[b].tb == keys[a].tb)
             b++;
         weft_node lead = keys[a].m;
-        int count = 0;
-        for (int k = a; k < b; k++) count += joins(s, wgrad, keys[k].m, lead);
-        if (count >= 2) {
+        int count = 0, products = 0;
+        for (int k = a; k < b; k++) {
+            count += joins(s, wgrad, keys[k].m, lead);
+            products += s->nodes[keys[k].m].op == WEFT_OP_matmul;
+        }
+        if (count >= 2 && products) {
             groups++;
             weft_node prev = WEFT_NONE;
             for (int k = a; k < b; k++) /* keys are sorted by node within a group */
@@ -133,10 +151,11 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             continue;
         }
         const weft_node_rec *r = &s->nodes[i];
-        int ta = (int)r->attr.i[0], tb = (int)r->attr.i[1], m = 0, ready = 1;
+        /* (the lead may be a column sum: merge-wgrad's products are A^T B) */
+        int ta = wgrad ? 1 : (int)r->attr.i[0], tb = wgrad ? 0 : (int)r->attr.i[1], m = 0, ready = 1;
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
             m++;
-            ready = ready && emit_cone(rw, weft_in_of(s, k, 1), lead_of, stack);
+            if (s->nodes[k].op == WEFT_OP_matmul) ready = ready && emit_cone(rw, weft_in_of(s, k, 1), lead_of, stack);
         }
         if (!ready) { /* the members are copied as they come */
             rw->map[i] = weft_rw_copy(rw, i);
@@ -144,19 +163,42 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             continue;
         }
         m = 0;
+        int sums = 0;
+        weft_node sum_of = WEFT_NONE; /* the column sums (CSE left one per tensor) */
+        const weft_node_rec *ra = &s->nodes[weft_in_of(s, i, 0)];
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
+            if (s->nodes[k].op != WEFT_OP_matmul) {
+                sums++;
+                sum_of = k;
+                continue;
+            }
             mem[m] = k;
             W[m++] = rw->map[weft_in_of(s, k, 1)];
         }
+        if (sums) { /* a column of ones, after the products' columns */
+            weft_attr fa = {.shape = {2, {ra->shape.dim[0], 1}}, .dtype = ra->dtype, .f = 1};
+            W[m] = weft_rw_op(rw, sum_of, WEFT_OP_fill, NULL, 0, &fa);
+        }
         /* Output columns come from B's rows when tb, else from its columns. */
         weft_attr ca = {.i = {tb ? 0 : 1}};
-        weft_node packed = weft_rw_op(rw, i, WEFT_OP_concat, W, m, &ca);
+        weft_node packed = weft_rw_op(rw, i, WEFT_OP_concat, W, m + (sums > 0), &ca);
         weft_node in[2] = {rw->map[weft_in_of(s, i, 0)], packed};
         weft_attr ma = {.i = {ta, tb}};
         weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
-        weft_rw_note(rw, big, wgrad ? "%d weight-gradient matmuls -> 1 (merge-wgrad)" : "%d gate matmuls -> 1 (merge-gates)",
-                     m);
+        if (sums)
+            weft_rw_note(rw, big, "%d weight-gradient matmuls and a bias gradient -> 1 (merge-wgrad)", m);
+        else
+            weft_rw_note(rw, big, wgrad ? "%d weight-gradient matmuls -> 1 (merge-wgrad)" : "%d gate matmuls -> 1 (merge-gates)",
+                         m);
         weft_rw_map_slices(rw, big, mem, m, 1);
+        for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
+            if (s->nodes[k].op == WEFT_OP_matmul) continue;
+            int64_t at = big == WEFT_NONE ? 0 : rw->dst->nodes[big].shape.dim[1] - 1;
+            weft_attr sa = {.i = {1, at, at + 1}}, ra1 = {.shape = s->nodes[k].shape};
+            weft_node col = weft_rw_op(rw, k, WEFT_OP_slice, &big, 1, &sa);
+            rw->map[k] = weft_rw_op(rw, k, WEFT_OP_reshape, &col, 1, &ra1);
+            rw->changes++;
+        }
     }
 done:
     free(keys); free(lead_of); free(next); free(stack); free(W); free(mem);

@@ -274,16 +274,21 @@ Test(compile, passes_batch_the_gemms) {
     cr_assert_eq(before, 29, "matmuls before: %d", before);
     cr_assert_eq(after, 3 + 5 + 4, "matmuls after: %d", after);
     /* The bias gradients: each step's sum over the batch (kept dims, then
-     * reshaped to [4H]) is one column sum of the stacked gate gradients,
-     * shared by bias_ih and bias_hh; the loss's sums are the others. */
+     * reshaped to [4H]) is one column sum of the stacked gate gradients
+     * (batch-wgrad), shared by bias_ih and bias_hh, which merge-wgrad makes
+     * a column of the weight-gradient product: dG^T [x | h | 1], [4H, I+H+1].
+     * No column sum of dG is left; the loss's sums are the others. */
     weft_exec *p = compiled(&m, NULL);
     const weft_graph *g = weft_exec_graph(p);
-    int bias_sums = 0;
+    int bias_sums = 0, wgrad_with_bias = 0;
     for (int i = 0; i < weft_graph_node_count(g); i++) {
         const char *op = weft_node_op_name(g, i);
-        bias_sums += op && !strcmp(op, "sum") && weft_node_shape(g, i).ndim == 1 && weft_node_shape(g, i).dim[0] == 24;
+        weft_shape sh = weft_node_shape(g, i);
+        bias_sums += op && !strcmp(op, "sum") && sh.ndim == 1 && sh.dim[0] == 24;
+        wgrad_with_bias += op && !strcmp(op, "matmul") && sh.ndim == 2 && sh.dim[0] == 24 && sh.dim[1] == 4 + 6 + 1;
     }
-    cr_assert_eq(bias_sums, 1, "bias-gradient sums: %d", bias_sums);
+    cr_assert_eq(bias_sums, 0, "bias-gradient sums left: %d", bias_sums);
+    cr_assert_eq(wgrad_with_bias, 1, "dG^T [x | h | 1] products: %d", wgrad_with_bias);
     weft_exec_free(p);
     model_free(&m);
 }
