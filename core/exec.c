@@ -491,7 +491,9 @@ static weft_status run_band(weft_exec *e, int b, const weft_kctx *base) {
                 const weft_tensor *x = &e->val[g->edges[r->in_off + k]];
                 ins[k] = e->rows.whole[i] >> k & 1 ? *x : weft_rows_of(x, r0, r1);
             }
+            const double t0 = e->profile && t == 0 ? weft_now_ms() : 0;
             weft_status s = weft_ops[r->op].kernel(&out, ins, r->n_in, &r->attr, &ctx);
+            if (e->profile && t == 0) e->profile[i] += weft_now_ms() - t0; /* thread 0's rows */
             if (s) {
                 ok = 0;
                 #pragma omp critical(weft_exec_error)
@@ -534,7 +536,9 @@ weft_status weft_exec_run(weft_exec *e) {
     const int tuning = e->tune_left > 0 && !e->on_ready && !e->profile;
     const int warm = tuning && e->tune_left == WEFT_TUNE_RUNS * e->n_modes + 1; /* page faults: not timed */
     int mode = tuning && !warm ? e->modes[e->tune_left % e->n_modes] : e->mode;
-    if (e->profile || (mode == MODE_WORKERS && e->on_ready)) mode = MODE_KERNELS; /* kernels timed alone */
+    /* Profiled, the workers' kernels would be timed while others run beside
+     * them: kernel by kernel instead.  A band times thread 0's rows. */
+    if (mode == MODE_WORKERS && (e->profile || e->on_ready)) mode = MODE_KERNELS;
     const double t0 = tuning ? weft_now_ms() : 0;
     weft_status s = mode == MODE_WORKERS ? run_workers(e, &ctx) : run_in_order(e, &ctx, mode == MODE_BANDS);
     if (s) return s;
@@ -574,6 +578,12 @@ weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes) {
 }
 
 void weft_exec_set_profile(weft_exec *e, double *ms_per_node) { e->profile = ms_per_node; }
+int weft_exec_in_band(const weft_exec *e, weft_node n) {
+    if (e->mode != MODE_BANDS) return 0;
+    for (int b = 0; b < e->rows.n; b++)
+        if (n >= e->rows.start[b] && n < e->rows.end[b]) return 1;
+    return 0;
+}
 
 uint64_t weft_exec_counter(const weft_exec *e) { return e->counter; }
 void weft_exec_set_counter(weft_exec *e, uint64_t c) { e->counter = c; }

@@ -202,6 +202,43 @@ Test(compile, row_bands_meet_where_a_value_is_read_whole) {
     weft_set_threads(0);
 }
 
+/* Profiling times the kernels as the executor runs them: in a band, each
+ * kernel's time for thread 0's rows; with the bands forbidden, no node is
+ * in one and every kernel is timed alone. */
+Test(compile, profile_times_the_kernels_where_they_run) {
+    weft_set_threads(2);
+    model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F32);
+    for (int bands = 1; bands >= -1; bands -= 2) {
+        weft_compile_options o = {.row_bands = bands};
+        weft_exec *p = compiled(&m, &o);
+        for (int k = 0; k < m.n_feeds; k++)
+            cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK, "%s", weft_last_error());
+        cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
+        const weft_graph *g = weft_exec_graph(p);
+        int n = weft_graph_node_count(g), in_band = 0, timed_in_band = 0, timed = 0;
+        double *ms = calloc((size_t)n, sizeof *ms);
+        weft_exec_set_profile(p, ms);
+        cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
+        weft_exec_set_profile(p, NULL);
+        for (int i = 0; i < n; i++) {
+            in_band += weft_exec_in_band(p, i);
+            timed_in_band += weft_exec_in_band(p, i) && ms[i] > 0;
+            timed += ms[i] > 0;
+        }
+        if (bands == 1) {
+            cr_assert_gt(in_band, 10, "nodes in bands: %d", in_band);
+            cr_assert_gt(timed_in_band, 10, "kernels timed in bands: %d", timed_in_band);
+        } else {
+            cr_assert_eq(in_band, 0, "nodes in bands with the bands forbidden: %d", in_band);
+        }
+        cr_assert_gt(timed, timed_in_band, "kernels outside the bands timed: %d of %d", timed, timed_in_band);
+        free(ms);
+        weft_exec_free(p);
+    }
+    model_free(&m);
+    weft_set_threads(0);
+}
+
 /* Auto mode times its first runs in each way it can run (the workers, the
  * row bands, kernel by kernel) and keeps the fastest: every run, before
  * and after the choice, gives the same bits. */

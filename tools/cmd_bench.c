@@ -64,13 +64,14 @@ static int print_profile(weft_exec *p, int iters) {
             weft_shape a = weft_node_shape(g, in[0]);
             int64_t kk = a.dim[0] * a.dim[1] / s.dim[0]; /* A is [m, k] or [k, m] */
             fl = 2.0 * (double)s.dim[0] * (double)s.dim[1] * (double)kk;
-            snprintf(key, sizeof key, "%s %lldx%lldx%lld%s", op, (long long)s.dim[0], (long long)kk,
-                     (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "");
+            snprintf(key, sizeof key, "%s %lldx%lldx%lld%s%s", op, (long long)s.dim[0], (long long)kk,
+                     (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "", weft_exec_in_band(p, i) ? " band" : "");
         } else {
             char dims[64] = "";
             for (int d = 0, len = 0; d < s.ndim && len < (int)sizeof dims - 24; d++)
                 len += snprintf(dims + len, sizeof dims - (size_t)len, d ? ",%lld" : "%lld", (long long)s.dim[d]);
-            snprintf(key, sizeof key, "%.24s [%s]%s", op, dims, weft_node_is_backward(g, i) ? " (bwd)" : "");
+            snprintf(key, sizeof key, "%.24s [%s]%s%s", op, dims, weft_node_is_backward(g, i) ? " (bwd)" : "",
+                     weft_exec_in_band(p, i) ? " band" : "");
         }
         int r = 0;
         while (r < nr && strcmp(rows[r].key, key)) r++;
@@ -81,7 +82,10 @@ static int print_profile(weft_exec *p, int iters) {
         total += ms[i] / iters;
     }
     qsort(rows, (size_t)nr, sizeof *rows, cmp_prof);
-    printf("profile: %.3f ms per step in kernels (each timed alone)\n", total);
+    printf("profile: %.3f ms per step in kernels (%s)\n", total,
+           weft_exec_report(p)->bands_used
+               ? "\"band\": in a row band, the time of thread 0's rows; the others each timed alone"
+               : "each timed alone");
     printf("  %8s %6s %6s %8s  %s\n", "ms/step", "share", "calls", "GFLOP/s", "op [shape]");
     for (int r = 0; r < nr && r < 25; r++) {
         char gf[16] = "";
@@ -104,7 +108,8 @@ static void usage(FILE *f) {
                "Times training steps (forward + backward with weight gradients) and reports the\n"
                "median ms per step, GFLOP/s (6*T*B*(I+H)*G*H per layer and direction), compile ms.\n"
                "--profile then runs the steps again timing each kernel, and prints where a step's\n"
-               "time goes, by op and shape (kernels run one at a time then: inter-op workers off).\n");
+               "time goes, by op and shape: in row bands, thread 0's rows of each kernel (\"band\");\n"
+               "the others one at a time (inter-op workers off while profiling).\n");
 }
 
 int weft_cmd_bench(int argc, char **argv) {

@@ -264,9 +264,13 @@ weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes);
 /* Adds each node's kernel time (ms) into ms_per_node[node] on every run;
  * the array holds weft_graph_node_count() doubles of the graph the executor
  * runs (weft_exec_graph() for a compiled one), zeroed by the caller.  NULL
- * turns it off. */
+ * turns it off.  Kernels run as the executor has chosen to run them: one
+ * at a time, or in row bands (then the time of thread 0's rows); the
+ * inter-op workers are replaced by kernel-by-kernel runs while profiling. */
 #define WEFT_HAVE_EXEC_PROFILE 1
 void weft_exec_set_profile(weft_exec *e, double *ms_per_node);
+/* Whether node n (of weft_exec_graph()) runs inside a row band. */
+int weft_exec_in_band(const weft_exec *e, weft_node n);
 /* fn(ctx, n) is called during every weft_exec_run right after output n
  * (one of the `outputs` it was made for, in the caller's ids: the source
  * graph's for a compiled executor) has been computed; its value can be
