@@ -163,8 +163,8 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             continue;
         }
         m = 0;
-        int sums = 0;
-        weft_node sum_of = WEFT_NONE; /* the column sums (CSE left one per tensor) */
+        int sums = 0; /* column sums in the group (CSE leaves one per tensor) */
+        weft_node sum_of = WEFT_NONE;
         const weft_node_rec *ra = &s->nodes[weft_in_of(s, i, 0)];
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
             if (s->nodes[k].op != WEFT_OP_matmul) {
@@ -194,9 +194,9 @@ static weft_status merge(weft_rw *rw, int wgrad) {
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
             if (s->nodes[k].op == WEFT_OP_matmul) continue;
             int64_t at = big == WEFT_NONE ? 0 : rw->dst->nodes[big].shape.dim[1] - 1;
-            weft_attr sa = {.i = {1, at, at + 1}}, ra1 = {.shape = s->nodes[k].shape};
-            weft_node col = weft_rw_op(rw, k, WEFT_OP_slice, &big, 1, &sa);
-            rw->map[k] = weft_rw_op(rw, k, WEFT_OP_reshape, &col, 1, &ra1);
+            weft_attr last = {.i = {1, at, at + 1}}, flat = {.shape = s->nodes[k].shape};
+            weft_node col = weft_rw_op(rw, k, WEFT_OP_slice, &big, 1, &last);
+            rw->map[k] = weft_rw_op(rw, k, WEFT_OP_reshape, &col, 1, &flat); /* [C, 1] -> [C] */
             rw->changes++;
         }
     }
