@@ -81,6 +81,12 @@ static void merge_siblings(const weft_rw *rw, weft_node *root_of, weft_node *nex
  * the node itself when it is in none. */
 static weft_node region_of(const weft_node *root_of, weft_node m) { return root_of[m] != WEFT_NONE ? root_of[m] : m; }
 
+/* The member after m of x's region (x a root), or after x alone when x is
+ * in none: for (m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)). */
+static weft_node member_after(const weft_node *root_of, const weft_node *next, weft_node x, weft_node m) {
+    return root_of[x] == x ? next[m] : WEFT_NONE;
+}
+
 /* Is m read by anything outside concat group c and candidate region y? */
 static int read_outside(const weft_node *root_of, const weft_node *group, const int *coff, const weft_node *cons,
                         weft_node m, weft_node c, weft_node y) {
@@ -112,7 +118,7 @@ static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_
     if (y != WEFT_NONE) roots[n_roots++] = y;
     *size = *n_ins = *n_extra = 0;
     for (int k = 0; k < n_roots; k++)
-        for (weft_node x = roots[k], m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
+        for (weft_node x = roots[k], m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)) {
             (*size)++;
             for (int j = 0; j < s->nodes[m].n_in; j++) {
                 weft_node z = weft_in_of(s, m, j), rz = region_of(root_of, z);
@@ -355,7 +361,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
                  s->nodes[x].dtype == s->nodes[x0].dtype;
             if (!ok) break;
             group[x] = c; /* also marks x as seen: an input twice fails above */
-            for (weft_node m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
+            for (weft_node m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)) {
                 size++;
                 for (int j = 0; j < s->nodes[m].n_in && nin <= WEFT_FUSED_MAX_INPUTS; j++) {
                     weft_node y = weft_in_of(s, m, j);
@@ -382,7 +388,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         if (group[c] != c) continue;
         last_of[c] = 0;
         for (int k = 0; k < s->nodes[c].n_in; k++)
-            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE)
+            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m))
                 if (m > last_of[c]) last_of[c] = m;
         inside[last_of[c]] = c + 1;
     }
@@ -396,14 +402,14 @@ weft_status weft_pass_fuse(weft_rw *rw) {
             weft_node roots[WEFT_FUSED_MAX_INSTR + 1];
             int n_roots = group_roots(s, chain, c, roots);
             for (int r = 0; r < n_roots && !grew; r++)
-                for (weft_node x = roots[r], m = x; m != WEFT_NONE && !grew; m = root_of[x] == x ? next[m] : WEFT_NONE)
+                for (weft_node x = roots[r], m = x; m != WEFT_NONE && !grew; m = member_after(root_of, next, x, m))
                     for (int j = 0; j < s->nodes[m].n_in && !grew; j++) {
                         weft_node y = region_of(root_of, weft_in_of(s, m, j));
                         if (group[y] != WEFT_NONE || !(root_of[y] == y || (root_of[y] == WEFT_NONE && fusible(s, y))) ||
                             !weft_shape_eq(s->nodes[y].shape, part) || s->nodes[y].dtype != s->nodes[c].dtype)
                             continue;
                         int ok = 1;
-                        for (weft_node u = y; u != WEFT_NONE && ok; u = root_of[y] == y ? next[u] : WEFT_NONE)
+                        for (weft_node u = y; u != WEFT_NONE && ok; u = member_after(root_of, next, y, u))
                             for (int q = coff[u]; q < coff[u + 1] && ok; q++) {
                                 weft_node rq = region_of(root_of, cons[q]);
                                 /* where the reader runs: its group's or region's kernel, or itself */
@@ -453,7 +459,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
             weft_node outs[WEFT_FUSED_MAX_OUT], roots[WEFT_FUSED_MAX_INSTR + 1];
             int n_roots = group_roots(s, chain, i, roots);
             for (int r = 0; r < n_roots; r++) /* the concat's inputs are its outputs; absorbed values read later too */
-                for (weft_node x = roots[r], m = x; m != WEFT_NONE; m = root_of[x] == x ? next[m] : WEFT_NONE) {
+                for (weft_node x = roots[r], m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)) {
                     members[nm++] = m;
                     if (r < rc->n_in && m == x) outs[r] = m;
                     else if (r >= rc->n_in && read_outside(root_of, group, coff, cons, m, i, WEFT_NONE)) outs[no++] = m;

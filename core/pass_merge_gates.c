@@ -163,29 +163,28 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             continue;
         }
         m = 0;
-        int sums = 0; /* column sums in the group (CSE leaves one per tensor) */
-        weft_node sum_of = WEFT_NONE;
+        weft_node sum_of = WEFT_NONE; /* a column sum in the group (CSE leaves one per tensor) */
         const weft_node_rec *ra = &s->nodes[weft_in_of(s, i, 0)];
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
             if (s->nodes[k].op != WEFT_OP_matmul) {
-                sums++;
                 sum_of = k;
                 continue;
             }
             mem[m] = k;
             W[m++] = rw->map[weft_in_of(s, k, 1)];
         }
-        if (sums) { /* a column of ones, after the products' columns */
+        const int ones = sum_of != WEFT_NONE;
+        if (ones) { /* a column of ones, after the products' columns */
             weft_attr fa = {.shape = {2, {ra->shape.dim[0], 1}}, .dtype = ra->dtype, .f = 1};
             W[m] = weft_rw_op(rw, sum_of, WEFT_OP_fill, NULL, 0, &fa);
         }
         /* Output columns come from B's rows when tb, else from its columns. */
         weft_attr ca = {.i = {tb ? 0 : 1}};
-        weft_node packed = weft_rw_op(rw, i, WEFT_OP_concat, W, m + (sums > 0), &ca);
+        weft_node packed = weft_rw_op(rw, i, WEFT_OP_concat, W, m + ones, &ca);
         weft_node in[2] = {rw->map[weft_in_of(s, i, 0)], packed};
         weft_attr ma = {.i = {ta, tb}};
         weft_node big = weft_rw_op(rw, i, WEFT_OP_matmul, in, 2, &ma);
-        if (sums)
+        if (ones)
             weft_rw_note(rw, big, "%d weight-gradient matmuls and a bias gradient -> 1 (merge-wgrad)", m);
         else
             weft_rw_note(rw, big, wgrad ? "%d weight-gradient matmuls -> 1 (merge-wgrad)" : "%d gate matmuls -> 1 (merge-gates)",

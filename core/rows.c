@@ -236,5 +236,5 @@ oom:
     free(s);
     free(st);
     weft_rows_free(out);
-    return weft_error(WEFT_ERR_NOMEM, "exec: out of memory");
+    return weft_error(WEFT_ERR_NOMEM, "row bands: out of memory");
 }
