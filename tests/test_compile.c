@@ -103,16 +103,20 @@ static weft_exec *compiled(const model *m, const weft_compile_options *o) {
     return p;
 }
 
+/* Feed e the model's inputs. */
+static void feed(const model *m, weft_exec *e) {
+    for (int k = 0; k < m->n_feeds; k++)
+        cr_assert_eq(weft_exec_feed(e, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK, "%s", weft_last_error());
+}
+
 /* Run the model on the reference executor and as a program; compare. */
 static weft_compile_report compare(model *m, const weft_compile_options *opt, double tol) {
     weft_exec *e = weft_exec_new(m->g, m->outs, m->n_outs);
     cr_assert(e, "%s", weft_last_error());
     weft_exec *p = compiled(m, opt);
     cr_assert_eq(weft_graph_verify(weft_exec_graph(p)), WEFT_OK, "%s", weft_last_error());
-    for (int k = 0; k < m->n_feeds; k++) {
-        cr_assert_eq(weft_exec_feed(e, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK);
-        cr_assert_eq(weft_exec_feed(p, m->feeds[k], m->data[k], m->bytes[k]), WEFT_OK, "%s", weft_last_error());
-    }
+    feed(m, e);
+    feed(m, p);
     cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
     cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
     for (int k = 0; k < m->n_outs; k++) {
@@ -211,8 +215,7 @@ Test(compile, profile_times_the_kernels_where_they_run) {
     for (int bands = 1; bands >= -1; bands -= 2) {
         weft_compile_options o = {.row_bands = bands};
         weft_exec *p = compiled(&m, &o);
-        for (int k = 0; k < m.n_feeds; k++)
-            cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK, "%s", weft_last_error());
+        feed(&m, p);
         cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
         const weft_graph *g = weft_exec_graph(p);
         int n = weft_graph_node_count(g), in_band = 0, timed_in_band = 0, timed = 0;
@@ -248,7 +251,7 @@ Test(compile, auto_inter_op_choice_keeps_the_bits) {
     weft_compile_options o = {.inter_op = 0};
     weft_exec *p = compiled(&m, &o);
     cr_assert_gt(weft_exec_report(p)->workers, 1, "a bidirectional model starts with the workers");
-    for (int k = 0; k < m.n_feeds; k++) cr_assert_eq(weft_exec_feed(p, m.feeds[k], m.data[k], m.bytes[k]), WEFT_OK);
+    feed(&m, p);
     float *first[64] = {0};
     for (int run = 0; run < 9; run++) {
         cr_assert_eq(weft_exec_run(p), WEFT_OK, "%s", weft_last_error());
@@ -317,13 +320,7 @@ Test(compile, passes_batch_the_gemms) {
      * No column sum of dG is left; the loss's sums are the others. */
     weft_exec *p = compiled(&m, NULL);
     const weft_graph *g = weft_exec_graph(p);
-    int bias_sums = 0, wgrad_with_bias = 0;
-    for (int i = 0; i < weft_graph_node_count(g); i++) {
-        const char *op = weft_node_op_name(g, i);
-        weft_shape sh = weft_node_shape(g, i);
-        bias_sums += op && !strcmp(op, "sum") && sh.ndim == 1 && sh.dim[0] == 24;
-        wgrad_with_bias += op && !strcmp(op, "matmul") && sh.ndim == 2 && sh.dim[0] == 24 && sh.dim[1] == 4 + 6 + 1;
-    }
+    int bias_sums = tu_count_op_shaped(g, "sum", S(24)), wgrad_with_bias = tu_count_op_shaped(g, "matmul", S(24, 4 + 6 + 1));
     cr_assert_eq(bias_sums, 0, "bias-gradient sums left: %d", bias_sums);
     cr_assert_eq(wgrad_with_bias, 1, "dG^T [x | h | 1] products: %d", wgrad_with_bias);
     weft_exec_free(p);

@@ -56,11 +56,13 @@ const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *nam
     return NULL;
 }
 
-int tu_count_op(const weft_graph *g, const char *name) {
+int tu_count_op_shaped(const weft_graph *g, const char *name, weft_shape s) {
     int c = 0;
     for (int i = 0; i < weft_graph_node_count(g); i++) {
         const char *op = weft_node_op_name(g, i);
-        c += op && !strcmp(op, name);
+        c += op && !strcmp(op, name) && (s.ndim < 0 || weft_shape_eq(weft_node_shape(g, i), s));
     }
     return c;
 }
+
+int tu_count_op(const weft_graph *g, const char *name) { return tu_count_op_shaped(g, name, (weft_shape){.ndim = -1}); }

@@ -20,4 +20,6 @@ weft_node tu_weighted_sum(weft_graph *g, weft_node y, uint64_t seed);
 const weft_pass_stat *tu_pass_stat(const weft_compile_report *r, const char *name);
 /* Nodes of g running op `name` (a compiled graph's, for what the passes made). */
 int tu_count_op(const weft_graph *g, const char *name);
+/* Those of them whose shape is s. */
+int tu_count_op_shaped(const weft_graph *g, const char *name, weft_shape s);
 #endif
