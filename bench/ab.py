@@ -6,16 +6,62 @@ prints each side's best and median ms per step and B/A.  Alternating in one
 script is the only fair way on a machine whose load moves by 2x: a change is
 real when B/A holds for the best *and* the median.
 
-    bench/ab.py --a build-old/weft --b build/weft [--rounds 5] [--row 0|...|4]
+    bench/ab.py --a build-old/weft --b build/weft [--rounds 5] [--rows 0,2]
                 [--a-args "--no-pass=fuse"] [--b-args ""] [--threads 2] [--iters 7]
-"""
-import argparse, shlex, statistics
+                [--kernels]
 
-from compare_pytorch import ROWS, weft
+--kernels compares kernels instead of steps: each run is `weft bench
+--profile`, and for every line of the profile (op and shape; "band" for a
+row band's kernels) it prints the microseconds per call, best and median of
+each side, and B/A.  A kernel's change shows there long before it clears
+the noise of a whole step.  The executor picks its mode from timed runs, so
+pin it on both sides (--a-args/--b-args "--row-bands 1") for profiles with
+the same lines.
+"""
+import argparse, re, shlex, statistics, subprocess
+
+from compare_pytorch import ROWS, bench_cmd, weft
+
+PROFILE_LINE = re.compile(r"^\s*([\d.]+)\s+[\d.]+%\s+(\d+)\s+(?:[\d.]+\s+)?(\S.*)$")
 
 
 def run(binary, row, threads, iters, extra):
     return weft(binary, *ROWS[row], iters, threads, extra)["ms_per_step"]
+
+
+def run_kernels(binary, row, threads, iters, extra):
+    """{profile line: microseconds per call} and the step's ms, from --profile."""
+    cmd = bench_cmd(binary, *ROWS[row], iters, threads, ["--profile", *extra])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
+    step = next(float(l.split(" ms/step")[0].split()[-1]) for l in out if " ms/step (" in l)
+    prof = out[next(i for i, l in enumerate(out) if l.startswith("profile:")) + 2:]
+    per_call = {}
+    for l in prof:
+        m = PROFILE_LINE.match(l)
+        if m:
+            per_call[m.group(3)] = float(m.group(1)) * 1000 / int(m.group(2))
+    return per_call, step
+
+
+def kernels(a, row):
+    runs = {"A": [], "B": []}
+    for _ in range(a.rounds):
+        for side, binary, extra in (("A", a.a, a.a_args), ("B", a.b, a.b_args)):
+            runs[side].append(run_kernels(binary, row, a.threads, a.iters, shlex.split(extra)))
+    print(f"row {row} {ROWS[row]}, {a.rounds} alternating rounds: microseconds per call, best / median")
+    steps = {s: [r[1] for r in runs[s]] for s in runs}
+    print(f"  {'step (ms)':<44} A {min(steps['A']):9.2f} {statistics.median(steps['A']):9.2f} | "
+          f"B {min(steps['B']):9.2f} {statistics.median(steps['B']):9.2f} | B/A {min(steps['B']) / min(steps['A']):.3f}")
+    times = {s: {} for s in runs}
+    for s in runs:
+        for per_call, _ in runs[s]:
+            for k, us in per_call.items():
+                times[s].setdefault(k, []).append(us)
+    cell = lambda t: f"{min(t):9.1f} {statistics.median(t):9.1f}" if t else f"{'-':>9} {'-':>9}"
+    for k in sorted(set(times["A"]) | set(times["B"]), key=lambda k: -min(times["A"].get(k, [0]))):
+        ta, tb = times["A"].get(k, []), times["B"].get(k, [])
+        ratio = f"{min(tb) / min(ta):.3f}" if ta and tb and min(ta) > 0 else "-"
+        print(f"  {k:<44} A {cell(ta)} | B {cell(tb)} | B/A {ratio}", flush=True)
 
 
 def main():
@@ -28,8 +74,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=7)
+    ap.add_argument("--kernels", action="store_true", help="compare each kernel's time per call (--profile)")
     a = ap.parse_args()
     for row in (int(r) for r in a.rows.split(",")):
+        if a.kernels:
+            kernels(a, row)
+            continue
         ta, tb = [], []
         for _ in range(a.rounds):
             ta.append(run(a.a, row, a.threads, a.iters, shlex.split(a.a_args)))

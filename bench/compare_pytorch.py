@@ -96,10 +96,14 @@ def torch_eager_cell(cell, T, B, I, H, iters):
     return time_steps(step, iters)
 
 
+def bench_cmd(binary, cell, T, B, I, H, iters, threads, extra=()):
+    return [binary, "bench", "--cell", cell, "--seq-len", str(T), "--batch", str(B),
+            "--input-size", str(I), "--hidden-size", str(H), "--iters", str(iters),
+            "--threads", str(threads), *extra]
+
+
 def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
-    cmd = [binary, "bench", "--cell", cell, "--seq-len", str(T), "--batch", str(B),
-           "--input-size", str(I), "--hidden-size", str(H), "--iters", str(iters),
-           "--threads", str(threads), "--json", *extra]
+    cmd = bench_cmd(binary, cell, T, B, I, H, iters, threads, ["--json", *extra])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
