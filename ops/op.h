@@ -111,10 +111,16 @@ weft_status weft_ops_check(void);
     do {                                                                       \
         if (team_n > 1) { _Pragma("omp barrier") }                             \
     } while (0)
-/* Threads for a kernel that shares its rows when it has this much work:
- * all of them, or one (inside an inter-op worker or a band: ctx->threads). */
+/* Threads for a kernel that shares `parts` (rows, panels, column groups)
+ * among them: all of them when there are two parts or more and at least
+ * min_elements of work, else one; one inside an inter-op worker or a band
+ * (ctx->threads). */
+static inline int weft_kernel_threads_min(const weft_kctx *ctx, int64_t parts, int64_t elements, int64_t min_elements) {
+    return parts > 1 && elements >= min_elements && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1;
+}
+/* The same at the elementwise kernels' threshold. */
 static inline int weft_kernel_threads(const weft_kctx *ctx, int64_t rows, int64_t elements) {
-    return rows > 1 && elements >= WEFT_PAR_MIN_ELEMENTS && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1;
+    return weft_kernel_threads_min(ctx, rows, elements, WEFT_PAR_MIN_ELEMENTS);
 }
 
 /* Hot kernels are compiled three times, for AVX-512, for AVX2+FMA and for

@@ -2,7 +2,6 @@
  * attr.i[0]: bit mask of reduced axes; attr.i[1]: keepdims. */
 #include <math.h>
 #include <string.h>
-#include <omp.h>
 
 #include "op.h"
 
@@ -77,8 +76,8 @@ weft_status weft_reduce_max_infer(const weft_graph *g, const weft_node *in, int 
         const T *x = in[0].data;                                               \
         T *o = out->data;                                                      \
         if (lead) {                                                            \
-            const int nt = rows * cols >= 65536 && cols >= 64 && !(ctx && ctx->threads == 1) ? omp_get_max_threads() : 1; \
-            WEFT_TEAM(nt, {                                                    \
+            /* columns in groups of 32 or more, from 65536 elements */      \
+            WEFT_TEAM(weft_kernel_threads_min(ctx, cols / 32, rows * cols, 65536), { \
                 const int t = team_t, nth = team_n;                            \
                 const int64_t j0 = cols * t / nth / 16 * 16, j1 = t == nth - 1 ? cols : cols * (t + 1) / nth / 16 * 16; \
                 for (int64_t j = j0; j < j1; j++) o[j] = 0;                    \

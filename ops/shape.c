@@ -6,13 +6,15 @@
 
 /* Copy a strided view src into a strided view dst of the same shape, rows
  * (runs along the last axis) split among the threads when it is large: a
- * concat of all steps' states is megabytes (threads: the kernel's share,
- * 1 under the inter-op workers). */
-static void copy_strided(const weft_tensor *dst, const weft_tensor *src, int threads) {
+ * concat of all steps' states is megabytes (one thread under the inter-op
+ * workers and in a band: ctx->threads). */
+static void copy_strided(const weft_tensor *dst, const weft_tensor *src, const weft_kctx *ctx) {
     const int64_t es = (int64_t)weft_dtype_size(src->dtype);
     const weft_iter4 is = weft_iter4_of(src, &dst->shape), id = weft_iter4_of(dst, &dst->shape);
     const int64_t rows = is.n[0] * is.n[1] * is.n[2], len = is.n[3];
-    const int nt = rows * len >= 16 * WEFT_PAR_MIN_ELEMENTS && rows > 1 && threads != 1 ? omp_get_max_threads() : 1;
+    /* a copy pays for a second thread from 16 times an elementwise kernel's work;
+     * without a context (a kernel called directly), one thread */
+    const int nt = ctx ? weft_kernel_threads_min(ctx, rows, rows * len, 16 * WEFT_PAR_MIN_ELEMENTS) : 1;
     WEFT_TEAM(nt, for (int64_t row = rows * team_t / team_n; row < rows * (team_t + 1) / team_n; row++) {
         const weft_row3 ri = weft_row_index(&is, row);
         const char *ps = (const char *)src->data + weft_row_offset(&is, ri) * es;
@@ -256,7 +258,7 @@ weft_status weft_concat_kernel(weft_tensor *out, const weft_tensor *in, int n, c
         weft_slice_view(&dst, &o, &sa);
         /* The planner may have had the producer write here already. */
         if (dst.data != in[k].data || memcmp(dst.stride, in[k].stride, sizeof dst.stride))
-            copy_strided(&dst, &in[k], ctx ? ctx->threads : 1);
+            copy_strided(&dst, &in[k], ctx);
         at += in[k].shape.dim[ax];
     }
     return WEFT_OK;
