@@ -8,7 +8,7 @@ real when B/A holds for the best *and* the median.
 
     bench/ab.py --a build-old/weft --b build/weft [--rounds 5] [--rows 0,2]
                 [--a-args "--no-pass=fuse"] [--b-args ""] [--threads 2] [--iters 7]
-                [--kernels]
+                [--kernels | --compile]
 
 --kernels compares kernels instead of steps: each run is `weft bench
 --profile`, and for every line of the profile (op and shape; "band" for a
@@ -17,8 +17,11 @@ each side, and B/A.  A kernel's change shows there long before it clears
 the noise of a whole step.  The executor picks its mode from timed runs, so
 pin it on both sides (--a-args/--b-args "--row-bands 1") for profiles with
 the same lines.
+
+--compile compares compile ms instead, on the issue's compile-time target:
+4 LSTM layers at T = 1000 (B 4, I = H = 16, one step, one thread).
 """
-import argparse, re, shlex, statistics, subprocess
+import argparse, json, re, shlex, statistics, subprocess
 
 from compare_pytorch import ROWS, bench_cmd, weft
 
@@ -41,6 +44,15 @@ def run_kernels(binary, row, threads, iters, extra):
         if m:
             per_call[m.group(3)] = float(m.group(1)) * 1000 / int(m.group(2))
     return per_call, step
+
+
+COMPILE_CMD = ["bench", "--cell", "lstm", "--seq-len", "1000", "--batch", "4", "--input-size", "16",
+               "--hidden-size", "16", "--layers", "4", "--iters", "1", "--threads", "1", "--json"]
+
+
+def compile_ms(binary, extra):
+    out = subprocess.run([binary, *COMPILE_CMD, *extra], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["compile_ms"]
 
 
 def kernels(a, row):
@@ -75,7 +87,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=7)
     ap.add_argument("--kernels", action="store_true", help="compare each kernel's time per call (--profile)")
+    ap.add_argument("--compile", action="store_true", help="compare compile ms (4 LSTM layers, T = 1000)")
     a = ap.parse_args()
+    if a.compile:
+        ta, tb = [], []
+        for _ in range(a.rounds):
+            ta.append(compile_ms(a.a, shlex.split(a.a_args)))
+            tb.append(compile_ms(a.b, shlex.split(a.b_args)))
+        ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
+        print(f"compile, 4 LSTM layers T=1000: A best {ba:.1f} median {ma:.1f} ms | B best {bb:.1f} median {mb:.1f} ms "
+              f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}", flush=True)
+        return
     for row in (int(r) for r in a.rows.split(",")):
         if a.kernels:
             kernels(a, row)

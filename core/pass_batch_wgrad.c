@@ -36,9 +36,13 @@ static int is_row_sum(const weft_graph *g, weft_node n) {
            weft_shape_of(g, weft_in_of(g, n, 0)).ndim == 2;
 }
 
-static int before(const weft_graph *g, weft_node a, weft_node b) {
-    int32_t sa = g->nodes[a].site.step, sb = g->nodes[b].site.step;
-    return sa != sb ? sa < sb : a < b;
+/* A leaf in time order: the step it belongs to, then graph order. */
+typedef struct { int32_t step; weft_node n; } timed;
+
+static int by_time(const void *pa, const void *pb) {
+    const timed *a = pa, *b = pb;
+    if (a->step != b->step) return a->step < b->step ? -1 : 1;
+    return (a->n > b->n) - (a->n < b->n);
 }
 
 static weft_node stack(weft_rw *rw, weft_node like, const weft_node *parts, int n, int axis) {
@@ -53,8 +57,9 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
     uint8_t *internal = calloc((size_t)(n ? n : 1), 1);
     weft_node *lv = malloc((size_t)(n ? n : 1) * sizeof *lv), *A = malloc((size_t)(n ? n : 1) * sizeof *A),
               *B = malloc((size_t)(n ? n : 1) * sizeof *B);
-    if (!internal || !lv || !A || !B) {
-        free(internal); free(lv); free(A); free(B);
+    timed *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!internal || !lv || !A || !B || !order) {
+        free(internal); free(lv); free(A); free(B); free(order);
         return weft_error(WEFT_ERR_NOMEM, "batch-wgrad: out of memory");
     }
     for (int i = 0; i < n; i++)
@@ -74,10 +79,9 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
          * order): windows of the input then stack into a view of it, and the
          * stacks of different weights' sums list the steps the same way, so
          * CSE shares them. */
-        for (int a = 1; a < nl; a++)
-            for (int b = a; b > 0 && before(s, lv[b], lv[b - 1]); b--) {
-                weft_node t = lv[b]; lv[b] = lv[b - 1]; lv[b - 1] = t;
-            }
+        for (int k = 0; k < nl; k++) order[k] = (timed){s->nodes[lv[k]].site.step, lv[k]};
+        qsort(order, (size_t)nl, sizeof *order, by_time); /* a sum over T steps has T leaves */
+        for (int k = 0; k < nl; k++) lv[k] = order[k].n;
         weft_node total = WEFT_NONE;
         int merged = 0;
         /* Group the single-use matmul leaves by flags; 4 flag combinations. */
@@ -135,6 +139,6 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw) {
         rw->map[i] = total;
         rw->changes += merged;
     }
-    free(internal); free(lv); free(A); free(B);
+    free(internal); free(lv); free(A); free(B); free(order);
     return WEFT_OK;
 }
