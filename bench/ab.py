@@ -76,6 +76,17 @@ def kernels(a, row):
         print(f"  {k:<44} A {cell(ta)} | B {cell(tb)} | B/A {ratio}", flush=True)
 
 
+def alternate(a, measure):
+    """measure(binary, extra args) for A and B in turn, a.rounds times: best and median of each, and B/A."""
+    ta, tb = [], []
+    for _ in range(a.rounds):
+        ta.append(measure(a.a, shlex.split(a.a_args)))
+        tb.append(measure(a.b, shlex.split(a.b_args)))
+    ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
+    return (f"A best {ba:.1f} median {ma:.1f} | B best {bb:.1f} median {mb:.1f} "
+            f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--a", required=True)
@@ -90,25 +101,15 @@ def main():
     ap.add_argument("--compile", action="store_true", help="compare compile ms (4 LSTM layers, T = 1000)")
     a = ap.parse_args()
     if a.compile:
-        ta, tb = [], []
-        for _ in range(a.rounds):
-            ta.append(compile_ms(a.a, shlex.split(a.a_args)))
-            tb.append(compile_ms(a.b, shlex.split(a.b_args)))
-        ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
-        print(f"compile, 4 LSTM layers T=1000: A best {ba:.1f} median {ma:.1f} ms | B best {bb:.1f} median {mb:.1f} ms "
-              f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}", flush=True)
+        print("compile, 4 LSTM layers T=1000 (ms): " + alternate(a, compile_ms),
+              flush=True)
         return
     for row in (int(r) for r in a.rows.split(",")):
         if a.kernels:
             kernels(a, row)
             continue
-        ta, tb = [], []
-        for _ in range(a.rounds):
-            ta.append(run(a.a, row, a.threads, a.iters, shlex.split(a.a_args)))
-            tb.append(run(a.b, row, a.threads, a.iters, shlex.split(a.b_args)))
-        ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
-        print(f"row {row} {ROWS[row]}: A best {ba:.1f} median {ma:.1f} | B best {bb:.1f} median {mb:.1f} "
-              f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}", flush=True)
+        print(f"row {row} {ROWS[row]}: " +
+              alternate(a, lambda binary, extra: run(binary, row, a.threads, a.iters, extra)), flush=True)
 
 
 if __name__ == "__main__":

@@ -486,7 +486,7 @@ static weft_status run_band(weft_exec *e, int b, const weft_kctx *base) {
                 #pragma omp barrier
             }
             if (!ok || r0 == r1) continue;
-            weft_tensor ins[32], out = weft_rows_of(&e->val[i], r0, r1);
+            weft_tensor ins[WEFT_OP_ROWS_MAX_INPUTS], out = weft_rows_of(&e->val[i], r0, r1);
             for (int k = 0; k < r->n_in; k++) {
                 const weft_tensor *x = &e->val[g->edges[r->in_off + k]];
                 ins[k] = e->rows.whole[i] >> k & 1 ? *x : weft_rows_of(x, r0, r1);

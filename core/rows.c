@@ -189,7 +189,7 @@ weft_status weft_rows_find(const weft_graph *g, const uint8_t *needed, int N, co
     int open = 0, start = 0, last = 0, kernels = 0, barriers = 0, epoch = 0;
     int64_t M = 0;
     for (int i = 0; i <= N; i++) {
-        access acc[34];
+        access acc[WEFT_OP_ROWS_MAX_INPUTS + 1]; /* its inputs and its output */
         int64_t m = 0;
         int na = 0;
         if (i < N) {

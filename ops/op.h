@@ -137,6 +137,10 @@ static inline int weft_kernel_threads(const weft_kctx *ctx, int64_t rows, int64_
 /* A matrix product, packed or not (for cost estimates and reports). */
 static inline int weft_op_is_product(int op) { return op == WEFT_OP_matmul || op == WEFT_OP_matmul_packed; }
 
+/* Inputs of a node run in bands at most: one bit each in weft_op_rows's
+ * *whole (core/rows.c and the executor size their arrays by it). */
+#define WEFT_OP_ROWS_MAX_INPUTS 32
+
 /* Rows the kernel of node i may be run on in bands (WEFT_OPF_ROWS; a
  * product only when its left operand is not transposed, a concat only
  * side by side): the output's row

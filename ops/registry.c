@@ -29,7 +29,8 @@ weft_status weft_ops_check(void) {
 int64_t weft_op_rows(const weft_graph *g, int i, uint32_t *whole) {
     const weft_node_rec *r = &g->nodes[i];
     *whole = 0;
-    if (r->kind != WEFT_NODE_OP || !(weft_ops[r->op].flags & WEFT_OPF_ROWS) || r->shape.ndim != 2 || r->n_in > 32)
+    if (r->kind != WEFT_NODE_OP || !(weft_ops[r->op].flags & WEFT_OPF_ROWS) || r->shape.ndim != 2 ||
+        r->n_in > WEFT_OP_ROWS_MAX_INPUTS)
         return 0;
     if (weft_op_is_product(r->op) && r->attr.i[0]) return 0; /* A^T: output row r is a column of A */
     if (r->op == WEFT_OP_concat && r->attr.i[0] != 1) return 0; /* side by side only */
