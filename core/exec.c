@@ -578,11 +578,17 @@ weft_status weft_exec_read(weft_exec *e, weft_node n, void *dst, size_t bytes) {
 }
 
 void weft_exec_set_profile(weft_exec *e, double *ms_per_node) { e->profile = ms_per_node; }
+/* The bands lie in schedule order: the last one starting at or before n
+ * holds n if any does (a binary search; the profile asks for every node). */
 int weft_exec_in_band(const weft_exec *e, weft_node n) {
     if (e->mode != MODE_BANDS) return 0;
-    for (int b = 0; b < e->rows.n; b++)
-        if (n >= e->rows.start[b] && n < e->rows.end[b]) return 1;
-    return 0;
+    int lo = 0, hi = e->rows.n; /* bands [0, lo) start at or before n, [hi, n) after */
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (e->rows.start[mid] <= n) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo > 0 && n < e->rows.end[lo - 1];
 }
 
 uint64_t weft_exec_counter(const weft_exec *e) { return e->counter; }
