@@ -582,7 +582,7 @@ void weft_exec_set_profile(weft_exec *e, double *ms_per_node) { e->profile = ms_
  * holds n if any does (a binary search; the profile asks for every node). */
 int weft_exec_in_band(const weft_exec *e, weft_node n) {
     if (e->mode != MODE_BANDS) return 0;
-    int lo = 0, hi = e->rows.n; /* bands [0, lo) start at or before n, [hi, n) after */
+    int lo = 0, hi = e->rows.n; /* bands [0, lo) start at or before n, bands [hi, rows.n) after it */
     while (lo < hi) {
         const int mid = lo + (hi - lo) / 2;
         if (e->rows.start[mid] <= n) lo = mid + 1;
