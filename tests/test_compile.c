@@ -673,9 +673,9 @@ Test(compile, deterministic_across_threads_and_runs) {
         weft_set_threads(trial >= 1 && trial <= 3 ? 2 : 1);
         weft_compile_options o = {.inter_op = trial == 2 ? 1 : -1, .row_bands = trial == 3 ? 1 : -1};
         weft_exec *e = weft_exec_compile(g, grads, np, &o);
+        cr_assert(e, "%s", weft_last_error());
         if (trial == 2) cr_assert_eq(weft_exec_report(e)->workers, 2);
         if (trial == 3) cr_assert(weft_exec_report(e)->bands_used);
-        cr_assert(e, "%s", weft_last_error());
         cr_assert_eq(weft_exec_feed(e, x, xd, 4 * 64 * 64 * sizeof *xd), WEFT_OK);
         cr_assert_eq(weft_exec_run(e), WEFT_OK);
         float *dst = trial ? got : ref;
