@@ -13,12 +13,18 @@ runs on one thread.  So PyTorch runs in a child process twice: with BLIS on
 the same number of threads as weft (the fair comparison, column "torch"),
 and with BLIS on one thread (column "torch b1"), which is how the issue's
 reference figures (62 / 9.4 / 278 / 174 / 126 ms) were evidently taken —
-they match it, not the first.  oneDNN was not measured here; its column
-scales the issue's oneDNN figure by this run's "torch b1" over the issue's
-PyTorch figure.
+they match it, not the first.
+
+oneDNN: when build/bench_onednn exists (bench/onednn_rnn.c, built when
+Debian's libdnnl-dev is installed), oneDNN 2.6's fused RNN primitive runs
+the same step in every round (column "oneDNN", OMP_NUM_THREADS = threads),
+and "weft/oneDNN" is measured.  Without it, the column "oneDNN est" scales
+the issue's oneDNN figure by this run's "torch b1" over the issue's PyTorch
+figure.
 
     /usr/bin/python3 bench/compare_pytorch.py [--weft build/weft] [--threads 2]
-        [--iters 10] [--rows 0,1,2] [--no-eager] [--repeat N] [--json out.json]
+        [--onednn build/bench_onednn] [--iters 10] [--rows 0,1,2] [--no-eager]
+        [--repeat N] [--json out.json]
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -108,6 +114,14 @@ def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def onednn(binary, cell, T, B, I, H, iters, threads):
+    cmd = [binary, "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
+           "--hidden-size", str(H), "--iters", str(iters), "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def torch_child(row, iters, threads, blis_threads, eager):
     """PyTorch's times for one row, in a child whose BLIS has blis_threads."""
     env = dict(os.environ, BLIS_NUM_THREADS=str(blis_threads))
@@ -144,6 +158,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weft", default="build/weft")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--onednn", default="build/bench_onednn",
+                    help="oneDNN's step (bench/onednn_rnn.c); estimated from PyTorch when absent")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--rows", default=",".join(str(i) for i in range(len(ROWS))))
     ap.add_argument("--no-eager", action="store_true", help="skip the eager-primitives PyTorch cell")
@@ -154,33 +170,41 @@ def main():
     if a.child is not None:
         return child(a)
     results = []
+    have_onednn = os.access(a.onednn, os.X_OK)
+    if not have_onednn:
+        print(f"{a.onednn} not found (install libdnnl-dev and rebuild): oneDNN is estimated, not measured")
     print(f"threads={a.threads} (PyTorch: torch.set_num_threads and BLIS_NUM_THREADS={a.threads}; "
           f"'torch b1': BLIS_NUM_THREADS=1, as in the issue's figures)")
     print(f"{'cell':5} {'T':>4} {'B':>4} {'I':>4} {'H':>4} | {'weft':>7} {'GF/s':>6} {'compile':>7} | "
           f"{'torch':>7} {'eager':>7} {'torch b1':>8} | {'torch/weft':>10} {'eager/weft':>10} {'b1/weft':>7} | "
-          f"{'oneDNN est':>10} {'weft/oneDNN':>11} | {'weft MB':>7} {'torch MB':>8}")
+          f"{'oneDNN' if have_onednn else 'oneDNN est':>10} {'weft/oneDNN':>11} | {'weft MB':>7} {'torch MB':>8}")
     for i in (int(r) for r in a.rows.split(",")):
         cell, T, B, I, H = ROWS[i]
         # --repeat N: N alternating rounds, the best of each kept
-        w = fair = b1 = None
+        w = fair = b1 = dn = None
         for _ in range(a.repeat):
             w2 = weft(a.weft, cell, T, B, I, H, a.iters, a.threads)
             f2 = torch_child(i, a.iters, a.threads, a.threads, not a.no_eager)
             b2 = torch_child(i, a.iters, a.threads, 1, False)
+            if have_onednn:
+                d2 = onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)
+                dn = d2 if dn is None or d2["ms_per_step"] < dn["ms_per_step"] else dn
             w = w2 if w is None or w2["ms_per_step"] < w["ms_per_step"] else w
             fair = f2 if fair is None or f2["builtin"] < fair["builtin"] else fair
             b1 = b2 if b1 is None or b2["builtin"] < b1["builtin"] else b1
         tb, te, t1 = fair["builtin"], fair["eager"], b1["builtin"]
-        onednn = ISSUE_ONEDNN[i] * t1 / ISSUE_PYTORCH[i]
+        est = ISSUE_ONEDNN[i] * t1 / ISSUE_PYTORCH[i]
+        onednn_ms = dn["ms_per_step"] if dn else est
         wm = w["ms_per_step"]
         row = dict(cell=cell, T=T, B=B, I=I, H=H, weft_ms=wm, weft_gflops=w["gflops"],
                    compile_ms=w["compile_ms"], peak_bytes=w["peak_bytes"], torch_ms=tb, torch_eager_ms=te,
-                   torch_blis1_ms=t1, onednn_est_ms=onednn, torch_peak_bytes=fair["peak_bytes"])
+                   torch_blis1_ms=t1, onednn_est_ms=est, onednn_ms=dn["ms_per_step"] if dn else None,
+                   torch_peak_bytes=fair["peak_bytes"])
         results.append(row)
         nan = float("nan")
         print(f"{cell:5} {T:4} {B:4} {I:4} {H:4} | {wm:7.1f} {w['gflops']:6.1f} {w['compile_ms']:7.1f} | "
               f"{tb:7.1f} {te if te else nan:7.1f} {t1:8.1f} | {tb / wm:10.2f} "
-              f"{(te / wm) if te else nan:10.2f} {t1 / wm:7.2f} | {onednn:10.1f} {wm / onednn:11.2f} | "
+              f"{(te / wm) if te else nan:10.2f} {t1 / wm:7.2f} | {onednn_ms:10.1f} {wm / onednn_ms:11.2f} | "
               f"{w['peak_bytes'] / 1e6:7.1f} {fair['peak_bytes'] / 1e6:8.1f}")
         sys.stdout.flush()
     if a.json:
