@@ -177,9 +177,11 @@ int main(int argc, char **argv) {
              {"row 1 x W_ih^T  4000x512 k128  ", 4000, 512, 128, 0, 1, 128, 128},
              {"row 1 dx        4000x128 k512  ", 4000, 128, 512, 0, 0, 640, 128},
              {"row 1 wgrad     512x257 k4000  ", 512, 257, 4000, 1, 0, 640, 257}};
-    const long big = 6400L * 1280;
+    const long big = 6400L * 1280; /* the largest operand or product in the table, in elements */
+    long nmax = 0;
+    for (size_t q = 0; q < sizeof s / sizeof *s; q++) nmax = s[q].n > nmax ? s[q].n : nmax;
     float *A = aligned_alloc(64, 4 * big), *B = aligned_alloc(64, 4 * big), *C = aligned_alloc(64, 4 * big),
-          *C2 = aligned_alloc(64, 4 * big), *pbuf = aligned_alloc(64, 4 * (size_t)(KC * (1024 + NR)));
+          *C2 = aligned_alloc(64, 4 * big), *pbuf = aligned_alloc(64, 4 * (size_t)(KC * (nmax + NR)));
     float *abuf[2] = {aligned_alloc(64, 4 * (size_t)((MC + MR) * KC)), aligned_alloc(64, 4 * (size_t)((MC + MR) * KC))};
     if (!A || !B || !C || !C2 || !pbuf || !abuf[0] || !abuf[1]) {
         fprintf(stderr, "bench_onednn_gemm: out of memory\n");
