@@ -265,16 +265,14 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
      * node record, every pass). */
     p->report.n_passes = N_PASSES;
     rw.src_owned_consts_copy = 1;
-    int matmuls = -1;              /* of cur, once known */
-    weft_pass_stat *counting = NULL; /* a pass whose matmuls_after is cur's */
+    int matmuls = -1; /* products of cur, once known (a pass's liveness counts them) */
     for (int k = 0; k < N_PASSES; k++) {
         weft_pass_stat *st = &p->report.pass[k];
         st->name = passes[k].name;
         st->nodes_before = cur->n;
         if (disabled(opt, passes[k].name)) {
             if (matmuls < 0) matmuls = count_products(cur);
-            if (counting) counting->matmuls_after = matmuls, counting = NULL;
-            st->matmuls_before = st->matmuls_after = matmuls;
+            st->matmuls_before = matmuls;
             st->nodes_after = st->nodes_before;
             continue;
         }
@@ -304,9 +302,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             goto fail_pass;
         }
         for (int i = 0; i < cur->n; i++) rw.map[i] = WEFT_NONE;
-        matmuls = liveness(&rw, outs, n);
-        if (counting) counting->matmuls_after = matmuls, counting = NULL;
-        st->matmuls_before = matmuls;
+        st->matmuls_before = matmuls = liveness(&rw, outs, n);
         rw.unchanged = 0;
         s = passes[k].fn(&rw);
         if (!s && rw.dst->status) s = weft_error(rw.dst->status, "%s", rw.dst->error);
@@ -329,7 +325,6 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             spare = rw.dst;
             rw.dst = NULL;
             st->nodes_after = st->nodes_before;
-            st->matmuls_after = st->matmuls_before;
             st->ms = weft_now_ms() - ts;
             continue;
         }
@@ -342,11 +337,13 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         rw.dst = NULL;
         st->nodes_after = cur->n;
         matmuls = -1; /* counted by the next pass's liveness */
-        counting = st;
         st->ms = weft_now_ms() - ts;
         if (opt && opt->dump_dir && dump(cur, opt->dump_dir, k + 1, passes[k].name)) goto fail_rw;
     }
-    if (counting) counting->matmuls_after = count_products(cur);
+    /* A pass's products after it are the next one's before it; the last
+     * pass's are counted here unless it left cur as it was. */
+    for (int k = 0; k + 1 < N_PASSES; k++) p->report.pass[k].matmuls_after = p->report.pass[k + 1].matmuls_before;
+    p->report.pass[N_PASSES - 1].matmuls_after = matmuls >= 0 ? matmuls : count_products(cur);
     free(rw.map);
     free(rw.live);
     free(rw.uses);
