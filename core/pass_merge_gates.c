@@ -190,9 +190,9 @@ static weft_status merge(weft_rw *rw, int wgrad) {
             weft_rw_note(rw, big, wgrad ? "%d weight-gradient matmuls -> 1 (merge-wgrad)" : "%d gate matmuls -> 1 (merge-gates)",
                          m);
         weft_rw_map_slices(rw, big, mem, m, 1);
-        for (weft_node k = i; k != WEFT_NONE; k = next[k]) {
+        const int64_t at = big == WEFT_NONE ? 0 : rw->dst->nodes[big].shape.dim[1] - 1; /* the ones' column */
+        for (weft_node k = i; ones && k != WEFT_NONE; k = next[k]) { /* the column sums read it */
             if (s->nodes[k].op == WEFT_OP_matmul) continue;
-            int64_t at = big == WEFT_NONE ? 0 : rw->dst->nodes[big].shape.dim[1] - 1;
             weft_attr last = {.i = {1, at, at + 1}}, flat = {.shape = s->nodes[k].shape};
             weft_node col = weft_rw_op(rw, k, WEFT_OP_slice, &big, 1, &last);
             rw->map[k] = weft_rw_op(rw, k, WEFT_OP_reshape, &col, 1, &flat); /* [C, 1] -> [C] */
