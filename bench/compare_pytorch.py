@@ -108,18 +108,21 @@ def bench_cmd(binary, cell, T, B, I, H, iters, threads, extra=()):
             "--threads", str(threads), *extra]
 
 
-def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
-    cmd = bench_cmd(binary, cell, T, B, I, H, iters, threads, ["--json", *extra])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_json(cmd, env=None):
+    """The JSON object a command prints on its last line."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
+    return run_json(bench_cmd(binary, cell, T, B, I, H, iters, threads, ["--json", *extra]))
 
 
 def onednn(binary, cell, T, B, I, H, iters, threads):
+    """oneDNN's step (bench/onednn_rnn.c), on `threads` OpenMP threads."""
     cmd = [binary, "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
            "--hidden-size", str(H), "--iters", str(iters), "--json"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(cmd, dict(os.environ, OMP_NUM_THREADS=str(threads)))
 
 
 def torch_child(row, iters, threads, blis_threads, eager):
@@ -128,8 +131,7 @@ def torch_child(row, iters, threads, blis_threads, eager):
     cmd = [sys.executable, __file__, "--child", str(row), "--iters", str(iters), "--threads", str(threads)]
     if not eager:
         cmd.append("--no-eager")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(cmd, env)
 
 
 def rss_bytes():
