@@ -27,6 +27,16 @@ static int gemm_single(const weft_kctx *ctx, int64_t m, int64_t n, int64_t k) {
     return (ctx && ctx->threads == 1) || (double)m * (double)n * (double)k < WEFT_GEMM_PAR_MIN;
 }
 
+static int wide_gemm_ok(void);
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
+                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt);
+/* Whether an f32 product runs on weft's own driver (below, "Large f32
+ * products") rather than BLIS's: with AVX-512, from WEFT_GEMM_PAR_MIN
+ * multiply-adds. */
+static int wide_gemm_pays(int64_t m, int64_t n, int64_t k) {
+    return wide_gemm_ok() && (double)m * (double)n * (double)k >= WEFT_GEMM_PAR_MIN;
+}
+
 weft_status weft_matmul_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
                               weft_shape *shape, weft_dtype *dtype) {
     char a[160], b[160];
@@ -102,6 +112,15 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
      * for any thread count, so weft always takes it. */
     bli_rntm_set_l3_sup(FALSE, &rntm);
     rntm_t *rt = &rntm;
+    if (out->dtype == WEFT_F32 && csc == 1 && wide_gemm_pays(m, nn, k)) {
+        /* element (i, k) of op(A) at A[i*ai + k*ak], (k, j) of op(B) at B[k*bk + j*bj] */
+        const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
+        const int nt = gemm_single(ctx, m, nn, k) ? 1 : omp_get_max_threads();
+        int r = wide_gemm_f32(m, nn, k, A, ai, ak, B, bk, bj, out->data, rsc, nt);
+        free(ta_buf);
+        free(tb_buf);
+        return r ? weft_error(WEFT_ERR_NOMEM, "matmul: out of memory for packing B") : WEFT_OK;
+    }
     if (out->dtype == WEFT_F32) {
         float one = 1, zero = 0;
         bli_sgemm_ex(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
@@ -322,31 +341,46 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define ROWS_TARGET __attribute__((target("avx512f")))
-/* The rows of one block: A packed as kc x R (R values per k), B as kc x
- * one register, C rows at c + r*rs with unit column stride, or through a
- * scratch tile when the column stride is not 1. */
-#define ROWS_CASE(NAME, R) case R: NAME##_r(R, nr, kc, a, b, beta1, c, rs, cs); break;
+/* The rows of one block: R rows of A (element (r, k) at a[k*ak + r*ar]:
+ * packed as kc x R, or rows of A read in place), B as kc x NV registers
+ * (a panel NV vectors wide), C rows at c + r*rs with unit column stride, or
+ * through a scratch tile when the column stride is not 1.  R*NV
+ * accumulators: R <= WEFT_ROWS_MAX with one vector, R <= WIDE_MR with two. */
+#define WEFT_ROWS_NV 2
+#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, 1, R, b, beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU) \
-    static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, int64_t nr, int64_t kc, \
-                                                                         const T *a, const T *b, int beta1, T *c, \
+    static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
+                                                                         int64_t kc, const T *a, int64_t ar, \
+                                                                         int64_t ak, const T *b, int beta1, T *c, \
                                                                          int64_t rs, int64_t cs) { \
-        V acc[WEFT_ROWS_MAX];                                                  \
-        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) acc[r] = ZERO();  \
+        enum { L = 64 / sizeof(T) }; /* lanes */                              \
+        V acc[WEFT_ROWS_MAX][WEFT_ROWS_NV];                                    \
+        _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                   \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = ZERO(); \
         for (int64_t k = 0; k < kc; k++) {                                     \
-            const V bv = LOADU(b + k * (int64_t)(64 / sizeof(T)));             \
-            _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) acc[r] = FMADD(SET1(a[k * R + r]), bv, acc[r]); \
-        }                                                                      \
-        const MASK_T m = (MASK_T)((1u << nr) - 1);                             \
-        if (cs == 1) {                                                         \
+            V bv[WEFT_ROWS_NV];                                                \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] = LOADU(b + (k * NV + v) * L); \
             _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) {             \
-                T *cr = c + r * rs;                                            \
-                MSTORE(cr, m, beta1 ? ADD(MLOAD(m, cr), acc[r]) : acc[r]);     \
+                const V x = SET1(a[k * ak + r * ar]);                          \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = FMADD(x, bv[v], acc[r][v]); \
             }                                                                  \
-        } else {                                                               \
-            T tile[64 / sizeof(T)];                                            \
-            for (int r = 0; r < R; r++) {                                      \
-                STOREU(tile, acc[r]);                                          \
-                for (int64_t j = 0; j < nr; j++) c[r * rs + j * cs] = beta1 ? c[r * rs + j * cs] + tile[j] : tile[j]; \
+        }                                                                      \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                 \
+            const int64_t w = nr - v * L; /* columns of this vector */         \
+            if (w <= 0) break;                                                 \
+            const MASK_T m = (MASK_T)(w >= L ? (1u << L) - 1 : (1u << w) - 1); \
+            if (cs == 1) {                                                     \
+                _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) {         \
+                    T *cr = c + r * rs + v * L;                                \
+                    MSTORE(cr, m, beta1 ? ADD(MLOAD(m, cr), acc[r][v]) : acc[r][v]); \
+                }                                                              \
+            } else {                                                           \
+                T tile[L];                                                     \
+                for (int r = 0; r < R; r++) {                                  \
+                    STOREU(tile, acc[r][v]);                                   \
+                    T *cr = c + r * rs + v * L * cs;                           \
+                    for (int64_t j = 0; j < (w < L ? w : L); j++) cr[j * cs] = beta1 ? cr[j * cs] + tile[j] : tile[j]; \
+                }                                                              \
             }                                                                  \
         }                                                                      \
     }                                                                          \
@@ -357,7 +391,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
             ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
             ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
-        default: NAME##_r(WEFT_ROWS_MAX, nr, kc, a, b, beta1, c, rs, cs); break; \
+        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, 1, WEFT_ROWS_MAX, b, beta1, c, rs, cs); break; \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
@@ -369,10 +403,168 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) {
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
     return avx512 && (size_t)g->nr * es == 64;
 }
+
+/* ---- Large f32 products on the row-block kernel (AVX-512) ----
+ *
+ * BLIS's conventional path ran weft's time-batched products (row 3's dx
+ * [6400 x 1024] x [1024 x 256], its weight gradient with the bias's ones
+ * column [1024 x 6400] x [6400 x 513]) at 140-170 GFLOP/s on 2 threads,
+ * oneDNN's sgemm at 180-200 (bench/onednn_gemm.c).  This driver runs
+ * them on the row-block kernel two vectors wide (WIDE_MR x 32: 24
+ * accumulators), per KC block of the depth:
+ *   - the threads pack that block of B into 32-column panels together;
+ *   - each thread takes its share of A's WIDE_MR-row blocks, and for each
+ *     one runs every panel: the block of A stays in L1 while the panels
+ *     stream from L2.  A is read in place when its rows are contiguous
+ *     (x, dG), else packed per block (a transposed A such as dG^T: a
+ *     plain copy of WIDE_MR contiguous values per k);
+ *   - a last panel 16 columns wide or less (the ones column's 513th) runs
+ *     down the rows instead (wide_narrow): one FMA per k, not a block's 24.
+ * Each output element is one sum over k in order, KC block by KC block,
+ * whichever thread owns its rows: the same bits for any thread count. */
+#define WIDE_MR 12
+#define WIDE_NR 32
+#define WIDE_KC 256
+#define WIDE_GROUP 4 /* row blocks of A packed together */
+
+/* C[R rows, w <= 16 columns] (+)= packed A block (kc x R) x the first w
+ * columns of a packed B panel. */
+static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a, const float *b, int beta1, float *c,
+                                    int64_t rs) {
+    const __mmask16 m = (__mmask16)((1u << R) - 1);
+    __m512 acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 x = _mm512_maskz_loadu_ps(m, a + k * R);
+        for (int64_t j = 0; j < w; j++) acc[j] = _mm512_fmadd_ps(x, _mm512_set1_ps(b[k * WIDE_NR + j]), acc[j]);
+    }
+    float t[16][16];
+    for (int64_t j = 0; j < w; j++) _mm512_storeu_ps(t[j], acc[j]);
+    for (int r = 0; r < R; r++)
+        for (int64_t j = 0; j < w; j++) c[r * rs + j] = beta1 ? c[r * rs + j] + t[j][r] : t[j][r];
+}
+
+#define WIDE_CASE(R)                                                                                          \
+    case R:                                                                                                   \
+        if (packed) rows_f32_r(R, 2, nr, kc, a, 1, R, b, beta1, c, rs, 1);                                    \
+        else rows_f32_r(R, 2, nr, kc, a, ar, 1, b, beta1, c, rs, 1);                                          \
+        break;
+/* One WIDE_MR x 32 block (R rows, nr columns): A packed (kc x R) or its
+ * rows in place (row stride ar, unit depth stride). */
+static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, const float *a, int64_t ar,
+                                   const float *b, int beta1, float *c, int64_t rs) {
+    switch (R) {
+        WIDE_CASE(1) WIDE_CASE(2) WIDE_CASE(3) WIDE_CASE(4) WIDE_CASE(5) WIDE_CASE(6)
+        WIDE_CASE(7) WIDE_CASE(8) WIDE_CASE(9) WIDE_CASE(10) WIDE_CASE(11) WIDE_CASE(12)
+    }
+}
+
+/* Depth p0..p0+kc of B (element (k, j) at B[k*bk + j*bj]) into kc x 32
+ * panels, zero past column N; panels j0..j1. */
+static ROWS_TARGET void wide_pack_b(float *q, const float *B, int64_t bk, int64_t bj, int64_t p0, int64_t kc,
+                                    int64_t N, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+        float *d = q + j * kc * WIDE_NR;
+        const int64_t w = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
+        const float *s = B + p0 * bk + j * WIDE_NR * bj;
+        if (bj == 1) {
+            const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1),
+                            m1 = (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1);
+            for (int64_t k = 0; k < kc; k++) {
+                _mm512_store_ps(d + k * WIDE_NR, _mm512_maskz_loadu_ps(m0, s + k * bk));
+                _mm512_store_ps(d + k * WIDE_NR + 16, _mm512_maskz_loadu_ps(m1, s + k * bk + 16));
+            }
+        } else {
+            for (int64_t r = 0; r < WIDE_NR; r++)
+                for (int64_t k = 0; k < kc; k++) d[k * WIDE_NR + r] = r < w ? s[r * bj + k * bk] : 0.0f;
+        }
+    }
+}
+
+/* Row blocks ib0..ib1 of A (element (i, k) at A[i*ai + k*ak]), depth
+ * p0..p0+kc, block after block into kc x R panels (R = WIDE_MR, fewer in
+ * A's last).  A transposed (ai 1: dG^T) is read a k at a time across all
+ * the blocks, so each line of A is fetched once for WIDE_GROUP blocks. */
+static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t ai, int64_t ak, int64_t ib0,
+                                    int64_t ib1, int64_t p0, int64_t kc) {
+    for (int64_t ib = ib0; ib < ib1; ib++) {
+        const int64_t i = ib * WIDE_MR;
+        const int R = (int)(M - i < WIDE_MR ? M - i : WIDE_MR);
+        float *d = q + (ib - ib0) * WIDE_MR * kc;
+        const float *s = A + i * ai + p0 * ak;
+        if (ai == 1) continue;
+        for (int r = 0; r < R; r++)
+            for (int64_t k = 0; k < kc; k++) d[k * R + r] = s[r * ai + k * ak];
+    }
+    if (ai != 1) return;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *s = A + ib0 * WIDE_MR + (p0 + k) * ak;
+        _mm_prefetch((const char *)(s + 16 * ak), _MM_HINT_T0);
+        _mm_prefetch((const char *)(s + 16 * ak + (ib1 - ib0) * WIDE_MR - 1), _MM_HINT_T0);
+        for (int64_t ib = ib0; ib < ib1; ib++) {
+            const int64_t i = ib * WIDE_MR;
+            const int R = (int)(M - i < WIDE_MR ? M - i : WIDE_MR);
+            const __mmask16 m = (__mmask16)((1u << R) - 1);
+            _mm512_mask_storeu_ps(q + (ib - ib0) * WIDE_MR * kc + k * R, m, _mm512_maskz_loadu_ps(m, A + i + (p0 + k) * ak));
+        }
+    }
+}
+
+/* C[M, N] (row stride ldc, unit column stride) = op(A) op(B) on nt
+ * threads; 0 when done, -1 when out of memory for the packed panels. */
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
+                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
+    const int64_t np = (N + WIDE_NR - 1) / WIDE_NR, nblk = (M + WIDE_MR - 1) / WIDE_MR;
+    const int64_t kcmax = K < WIDE_KC ? K : WIDE_KC;
+    const int packed = ak != 1;
+    if (nt > nblk) nt = (int)nblk;
+    const size_t b_floats = (size_t)(kcmax * np * WIDE_NR), a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
+    float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
+    if (!buf) return -1;
+    WEFT_TEAM(nt, {
+        float *ab = buf + b_floats + a_floats * (size_t)team_t;
+        const int64_t ib0 = nblk * team_t / team_n, ib1 = nblk * (team_t + 1) / team_n;
+        for (int64_t p0 = 0; p0 < K; p0 += WIDE_KC) {
+            const int64_t kc = K - p0 < WIDE_KC ? K - p0 : WIDE_KC;
+            wide_pack_b(buf, B, bk, bj, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n);
+            WEFT_TEAM_BARRIER();
+            for (int64_t ib = ib0; ib < ib1; ib++) {
+                const int64_t i = ib * WIDE_MR;
+                const int R = (int)(M - i < WIDE_MR ? M - i : WIDE_MR);
+                const int64_t g = (ib - ib0) % WIDE_GROUP; /* this block's place in its packed group */
+                const float *a = A + i * ai + p0 * ak;
+                if (packed && g == 0)
+                    wide_pack_a(ab, A, M, ai, ak, ib, ib + WIDE_GROUP < ib1 ? ib + WIDE_GROUP : ib1, p0, kc);
+                if (packed) a = ab + g * WIDE_MR * kc;
+                for (int64_t j = 0; j < np; j++) {
+                    const int64_t nr = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
+                    float *c = C + i * ldc + j * WIDE_NR;
+                    if (packed && nr <= 16) wide_narrow(R, nr, kc, a, buf + j * kc * WIDE_NR, p0 > 0, c, ldc);
+                    else wide_block(R, packed, nr, kc, a, ai, buf + j * kc * WIDE_NR, p0 > 0, c, ldc);
+                }
+            }
+            WEFT_TEAM_BARRIER(); /* the panels are repacked for the next block */
+        }
+    });
+    free(buf);
+    return 0;
+}
+
+static int wide_gemm_ok(void) {
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
+    return avx512;
+}
 #else
 static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; return 0; }
 #define rows_f32(...) ((void)0)
 #define rows_f64(...) ((void)0)
+static int wide_gemm_ok(void) { return 0; }
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
+                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
+    (void)M, (void)N, (void)K, (void)A, (void)ai, (void)ak, (void)B, (void)bk, (void)bj, (void)C, (void)ldc, (void)nt;
+    return -1; /* never called: wide_gemm_ok() is 0 */
+}
 #endif
 
 /* Row block ib: its first row *i and its height *h.  BLIS's kernel: MR

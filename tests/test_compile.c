@@ -517,6 +517,76 @@ Test(compile, packed_products_at_the_edges) {
             }
 }
 
+/* Large f32 products (weft's own driver with AVX-512, "Large f32 products"
+ * in ops/matmul.c; BLIS's elsewhere) against sums made in f64 here: every
+ * flag pair, operands read through slices of wider tensors (row strides;
+ * transposed A and B), the output written into a concat's columns; row
+ * counts around the 12-row block (5, 37, 131, 600), columns around the
+ * 32-column panel and its narrow last panel (7, 33, 61, 200, 257, 1000),
+ * depths around the 256-deep block (257, 300, 500, 1000, 1100).  And the
+ * same bits on 1 and 2 threads. */
+Test(compile, large_f32_products_match_f64_sums) {
+    static const int64_t shapes[][3] = {{131, 257, 300}, {100, 200, 1000}, {37, 61, 1100},
+                                        {1000, 7, 300},  {5, 1000, 500},   {600, 33, 257}};
+    const int64_t pad = 5;
+    for (int c = 0; c < 6; c++)
+        for (int fl = 0; fl < 4; fl++) {
+            const int64_t M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+            const int ta = fl & 1, tb = fl >> 1;
+            model m = {0};
+            m.g = weft_graph_new();
+            /* op(A) = the first M (ta: columns) of a [M + pad, K + pad] or
+             * [K + pad, M + pad] input; op(B) and op(B2) two column (tb:
+             * row) ranges of one [K, 2N + pad] or [2N + pad, K + pad] input */
+            weft_node a = weft_input(m.g, "a", WEFT_F32, ta ? S(K + pad, M + pad) : S(M + pad, K + pad));
+            weft_node b = weft_input(m.g, "b", WEFT_F32, tb ? S(2 * N + pad, K + pad) : S(K + pad, 2 * N + pad));
+            weft_node as = weft_slice(m.g, weft_slice(m.g, a, 0, 0, ta ? K : M), 1, 0, ta ? M : K);
+            weft_node y[2];
+            for (int h = 0; h < 2; h++) {
+                weft_node bs = weft_slice(m.g, weft_slice(m.g, b, !tb, h * N, (h + 1) * N), tb, 0, K);
+                y[h] = weft_matmul(m.g, as, bs, ta, tb);
+            }
+            m.outs[m.n_outs++] = weft_concat(m.g, y, 2, 1);
+            feed_random(&m, a, (uint64_t)(40 + c * 4 + fl));
+            feed_random(&m, b, (uint64_t)(80 + c * 4 + fl));
+            const float *A = m.data[0], *B = m.data[1];
+            const int64_t lda = ta ? M + pad : K + pad, ldb = tb ? K + pad : 2 * N + pad;
+            float *got[2];
+            for (int t = 0; t < 2; t++) {
+                weft_set_threads(t + 1);
+                weft_compile_options serial = {.inter_op = -1, .verify = 1};
+                weft_exec *e = compiled(&m, &serial);
+                feed(&m, e);
+                cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+                got[t] = malloc((size_t)(M * 2 * N) * sizeof(float));
+                cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * 2 * N) * sizeof(float)), WEFT_OK);
+                weft_exec_free(e);
+            }
+            weft_set_threads(0);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < 2 * N; j++) {
+                    double sum = 0, mag = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        double x = ta ? A[k * lda + i] : A[i * lda + k];
+                        double w = tb ? B[j * ldb + k] : B[k * ldb + j];
+                        sum += x * w;
+                        mag += fabs(x * w);
+                    }
+                    double d = fabs((double)got[0][i * 2 * N + j] - sum);
+                    if (d > 1e-5 * mag + 1e-30)
+                        cr_assert_fail("[%lld x %lld] x [%lld x %lld] ta=%d tb=%d: C[%lld][%lld] = %.9g, f64 sum %.9g",
+                                 (long long)M, (long long)K, (long long)K, (long long)N, ta, tb, (long long)i,
+                                 (long long)j, got[0][i * 2 * N + j], sum);
+                }
+            cr_assert(!memcmp(got[0], got[1], (size_t)(M * 2 * N) * sizeof(float)),
+                      "[%lld x %lld] x [%lld x %lld] ta=%d tb=%d: 2 threads differ from 1", (long long)M, (long long)K,
+                      (long long)K, (long long)N, ta, tb);
+            free(got[0]);
+            free(got[1]);
+            model_free(&m);
+        }
+}
+
 /* Plain BLIS products bitwise the same on 1 and 2 threads, at shapes where
  * BLIS's small-matrix path gave other bits with 2 threads (weft turns that
  * path off): [M x K] x [257 x K]^T and [M x K] x [7 x K]^T. */
