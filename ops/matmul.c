@@ -1,4 +1,4 @@
-/* matmul: op(A) @ op(B) for 2-D operands, on BLIS, strided operands direct. */
+/* matmul: op(A) @ op(B) for 2-D operands, on BLIS or (large f32 products, AVX-512) weft's own driver, strided operands direct. */
 #include <blis.h>
 #include <omp.h>
 #include <string.h>
@@ -8,11 +8,13 @@
 #define WEFT_GEMM_PAR_MIN 2e6 /* multiply-adds below which a GEMM runs on one thread */
 
 /* Who owns the cores: the executor runs one kernel at a time; a GEMM gets
- * BLIS's threads, an elementwise kernel OpenMP's, never nested.  Both are
- * set here.  Each output element's sum is made in the same order for any
+ * BLIS's threads (or OpenMP's, on weft's own driver for large f32
+ * products), an elementwise kernel OpenMP's, never nested.  Both are set
+ * here.  Each output element's sum is made in the same order for any
  * thread count (BLIS's conventional path does not split the k loop, and its
- * small-matrix path is off, see below; matmul_packed's two depth halves are
- * fixed by the shape), so results are bitwise the same for any count. */
+ * small-matrix path is off, see below; weft's driver splits rows;
+ * matmul_packed's two depth halves are fixed by the shape), so results are
+ * bitwise the same for any count. */
 void weft_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
