@@ -114,9 +114,9 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
      * for any thread count, so weft always takes it. */
     bli_rntm_set_l3_sup(FALSE, &rntm);
     rntm_t *rt = &rntm;
-    if (out->dtype == WEFT_F32 && csc == 1 && wide_gemm_pays(m, nn, k)) {
-        /* element (i, k) of op(A) at A[i*ai + k*ak], (k, j) of op(B) at B[k*bk + j*bj] */
-        const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
+    /* element (i, k) of op(A) at A[i*ai + k*ak], (k, j) of op(B) at B[k*bk + j*bj] */
+    const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
+    if (out->dtype == WEFT_F32 && csc == 1 && (ai == 1 || ak == 1) && wide_gemm_pays(m, nn, k)) {
         const int nt = gemm_single(ctx, m, nn, k) ? 1 : omp_get_max_threads();
         int r = wide_gemm_f32(m, nn, k, A, ai, ak, B, bk, bj, out->data, rsc, nt);
         free(ta_buf);
@@ -418,9 +418,10 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) {
  *   - each thread takes its share of A's WIDE_MR-row blocks, and for each
  *     one runs every panel: the block of A (24 KB) stays in L1 while the
  *     panels stream from L2.  A is read in place when its rows are
- *     contiguous (x, dG); else packed, WIDE_GROUP blocks at a time (a
- *     transposed A such as dG^T: WIDE_GROUP * WIDE_MR contiguous values
- *     per k, whole lines);
+ *     contiguous (x, dG); else, when its columns are (a transposed A
+ *     such as dG^T), packed WIDE_GROUP blocks at a time: WIDE_GROUP *
+ *     WIDE_MR contiguous values per k, whole lines.  (An A with neither
+ *     stride 1 goes to BLIS);
  *   - a last panel 16 columns wide or less (the ones column's 513th) runs
  *     down the rows instead (wide_narrow): one FMA per k, not a block's 24.
  * On the bench's six products it runs at 1.02-1.30x BLIS's speed and
@@ -488,22 +489,12 @@ static ROWS_TARGET void wide_pack_b(float *q, const float *B, int64_t bk, int64_
     }
 }
 
-/* Row blocks ib0..ib1 of A (element (i, k) at A[i*ai + k*ak]), depth
- * p0..p0+kc, block after block into kc x R panels (R = WIDE_MR, fewer in
- * A's last).  A transposed (ai 1: dG^T) is read a k at a time across all
- * the blocks, so each line of A is fetched once for WIDE_GROUP blocks. */
-static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t ai, int64_t ak, int64_t ib0,
-                                    int64_t ib1, int64_t p0, int64_t kc) {
-    for (int64_t ib = ib0; ib < ib1; ib++) {
-        const int64_t i = ib * WIDE_MR;
-        const int R = (int)(M - i < WIDE_MR ? M - i : WIDE_MR);
-        float *d = q + (ib - ib0) * WIDE_MR * kc;
-        const float *s = A + i * ai + p0 * ak;
-        if (ai == 1) continue;
-        for (int r = 0; r < R; r++)
-            for (int64_t k = 0; k < kc; k++) d[k * R + r] = s[r * ai + k * ak];
-    }
-    if (ai != 1) return;
+/* Row blocks ib0..ib1 of a transposed A (element (i, k) at A[i + k*ak]),
+ * depth p0..p0+kc, block after block into kc x R panels (R = WIDE_MR,
+ * fewer in A's last), read a k at a time across all the blocks, so each
+ * line of A is fetched once for WIDE_GROUP blocks. */
+static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t ak, int64_t ib0, int64_t ib1,
+                                    int64_t p0, int64_t kc) {
     for (int64_t k = 0; k < kc; k++) {
         const float *s = A + ib0 * WIDE_MR + (p0 + k) * ak;
         _mm_prefetch((const char *)(s + 16 * ak), _MM_HINT_T0);
@@ -518,7 +509,8 @@ static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t
 }
 
 /* C[M, N] (row stride ldc, unit column stride) = op(A) op(B) on nt
- * threads; 0 when done, -1 when out of memory for the packed panels. */
+ * threads, A with a unit stride (ak 1: read in place; else ai 1: packed);
+ * 0 when done, -1 when out of memory for the packed panels. */
 static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
                          int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
     const int64_t np = (N + WIDE_NR - 1) / WIDE_NR, nblk = (M + WIDE_MR - 1) / WIDE_MR;
@@ -541,7 +533,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                 const int64_t g = (ib - ib0) % WIDE_GROUP; /* this block's place in its packed group */
                 const float *a = A + i * ai + p0 * ak;
                 if (packed && g == 0)
-                    wide_pack_a(ab, A, M, ai, ak, ib, ib + WIDE_GROUP < ib1 ? ib + WIDE_GROUP : ib1, p0, kc);
+                    wide_pack_a(ab, A, M, ak, ib, ib + WIDE_GROUP < ib1 ? ib + WIDE_GROUP : ib1, p0, kc);
                 if (packed) a = ab + g * WIDE_MR * kc;
                 for (int64_t j = 0; j < np; j++) {
                     const int64_t nr = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
