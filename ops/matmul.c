@@ -29,14 +29,14 @@ static int gemm_single(const weft_kctx *ctx, int64_t m, int64_t n, int64_t k) {
     return (ctx && ctx->threads == 1) || (double)m * (double)n * (double)k < WEFT_GEMM_PAR_MIN;
 }
 
-static int wide_gemm_ok(void);
+static int have_avx512(void);
 static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
                          int64_t bk, int64_t bj, float *C, int64_t ldc, int nt);
 /* Whether an f32 product runs on weft's own driver (below, "Large f32
  * products") rather than BLIS's: with AVX-512, from WEFT_GEMM_PAR_MIN
  * multiply-adds. */
 static int wide_gemm_pays(int64_t m, int64_t n, int64_t k) {
-    return wide_gemm_ok() && (double)m * (double)n * (double)k >= WEFT_GEMM_PAR_MIN;
+    return have_avx512() && (double)m * (double)n * (double)k >= WEFT_GEMM_PAR_MIN;
 }
 
 weft_status weft_matmul_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
@@ -105,36 +105,34 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
      * GEMM (a recurrent step's), whose share of work does not pay for
      * waking and joining a second thread — on a shared machine that wait
      * can cost more than the product itself. */
-    rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(gemm_single(ctx, m, nn, k) ? 1 : bli_thread_get_num_threads(), &rntm);
-    /* BLIS's small-matrix ("sup") path splits its work differently with 2
-     * threads than with 1 and then sums in another order: 84 of 1680 shapes
-     * gave other bits (1-1000 rows, 7-1024 columns, depth 3-1024, all flag
-     * pairs).  Its conventional path keeps each output element's sum order
-     * for any thread count, so weft always takes it. */
-    bli_rntm_set_l3_sup(FALSE, &rntm);
-    rntm_t *rt = &rntm;
+    const int single = gemm_single(ctx, m, nn, k);
     /* element (i, k) of op(A) at A[i*ai + k*ak], (k, j) of op(B) at B[k*bk + j*bj] */
     const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
+    int oom = 0;
     if (out->dtype == WEFT_F32 && csc == 1 && (ai == 1 || ak == 1) && wide_gemm_pays(m, nn, k)) {
-        const int nt = gemm_single(ctx, m, nn, k) ? 1 : omp_get_max_threads();
-        int r = wide_gemm_f32(m, nn, k, A, ai, ak, B, bk, bj, out->data, rsc, nt);
-        free(ta_buf);
-        free(tb_buf);
-        return r ? weft_error(WEFT_ERR_NOMEM, "matmul: out of memory for packing B") : WEFT_OK;
-    }
-    if (out->dtype == WEFT_F32) {
-        float one = 1, zero = 0;
-        bli_sgemm_ex(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
-                     out->data, rsc, csc, NULL, rt);
+        oom = wide_gemm_f32(m, nn, k, A, ai, ak, B, bk, bj, out->data, rsc, single ? 1 : omp_get_max_threads()) != 0;
     } else {
-        double one = 1, zero = 0;
-        bli_dgemm_ex(TA, TB, m, nn, k, &one, (double *)A, rsa, csa, (double *)B, rsb, csb, &zero,
-                     out->data, rsc, csc, NULL, rt);
+        rntm_t rntm = BLIS_RNTM_INITIALIZER;
+        bli_rntm_set_num_threads(single ? 1 : bli_thread_get_num_threads(), &rntm);
+        /* BLIS's small-matrix ("sup") path splits its work differently with 2
+         * threads than with 1 and then sums in another order: 84 of 1680 shapes
+         * gave other bits (1-1000 rows, 7-1024 columns, depth 3-1024, all flag
+         * pairs).  Its conventional path keeps each output element's sum order
+         * for any thread count, so weft always takes it. */
+        bli_rntm_set_l3_sup(FALSE, &rntm);
+        if (out->dtype == WEFT_F32) {
+            float one = 1, zero = 0;
+            bli_sgemm_ex(TA, TB, m, nn, k, &one, (float *)A, rsa, csa, (float *)B, rsb, csb, &zero,
+                         out->data, rsc, csc, NULL, &rntm);
+        } else {
+            double one = 1, zero = 0;
+            bli_dgemm_ex(TA, TB, m, nn, k, &one, (double *)A, rsa, csa, (double *)B, rsb, csb, &zero,
+                         out->data, rsc, csc, NULL, &rntm);
+        }
     }
     free(ta_buf);
     free(tb_buf);
-    return WEFT_OK;
+    return oom ? weft_error(WEFT_ERR_NOMEM, "matmul: out of memory for packing B") : WEFT_OK;
 }
 
 /* C = op(A) op(B):  dA = gy op(B)^T (or its transpose),  dB = op(A)^T gy. */
@@ -400,11 +398,12 @@ ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_lo
            _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, _mm512_add_ps, _mm512_storeu_ps)
 ROWS_BLOCK(rows_f64, double, __m512d, _mm512_set1_pd, _mm512_setzero_pd, _mm512_loadu_pd, _mm512_fmadd_pd, __mmask8,
            _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_add_pd, _mm512_storeu_pd)
-static int rows_kernel_ok(const gemm_geom *g, size_t es) {
+static int have_avx512(void) {
     static int avx512 = -1;
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
-    return avx512 && (size_t)g->nr * es == 64;
+    return avx512;
 }
+static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() && (size_t)g->nr * es == 64; }
 
 /* ---- Large f32 products on the row-block kernel (AVX-512) ----
  *
@@ -549,20 +548,15 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     return 0;
 }
 
-static int wide_gemm_ok(void) {
-    static int avx512 = -1;
-    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
-    return avx512;
-}
 #else
 static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; return 0; }
 #define rows_f32(...) ((void)0)
 #define rows_f64(...) ((void)0)
-static int wide_gemm_ok(void) { return 0; }
+static int have_avx512(void) { return 0; }
 static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
                          int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
     (void)M, (void)N, (void)K, (void)A, (void)ai, (void)ak, (void)B, (void)bk, (void)bj, (void)C, (void)ldc, (void)nt;
-    return -1; /* never called: wide_gemm_ok() is 0 */
+    return -1; /* never called: have_avx512() is 0 */
 }
 #endif
 
