@@ -467,7 +467,8 @@ static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, co
 }
 
 /* Depth p0..p0+kc of B (element (k, j) at B[k*bk + j*bj]) into kc x 32
- * panels, zero past column N; panels j0..j1. */
+ * panels, zero past column N; panels j0..j1.  Rows of B with unit stride
+ * are copied two vectors at a time; others as pack_b packs them. */
 static ROWS_TARGET void wide_pack_b(float *q, const float *B, int64_t bk, int64_t bj, int64_t p0, int64_t kc,
                                     int64_t N, int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; j++) {
@@ -482,8 +483,7 @@ static ROWS_TARGET void wide_pack_b(float *q, const float *B, int64_t bk, int64_
                 _mm512_store_ps(d + k * WIDE_NR + 16, _mm512_maskz_loadu_ps(m1, s + k * bk + 16));
             }
         } else {
-            for (int64_t r = 0; r < WIDE_NR; r++)
-                for (int64_t k = 0; k < kc; k++) d[k * WIDE_NR + r] = r < w ? s[r * bj + k * bk] : 0.0f;
+            PACK_PANEL(float, d, s, bk, bj, kc, w, WIDE_NR);
         }
     }
 }
