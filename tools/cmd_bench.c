@@ -58,20 +58,22 @@ static int print_profile(weft_exec *p, int iters) {
         weft_shape s = weft_node_shape(g, i);
         double fl = 0;
         const char *op = weft_node_op_name(g, i);
+        char tags[16]; /* where it runs: the backward, a row band */
+        snprintf(tags, sizeof tags, "%s%s", weft_node_is_backward(g, i) ? " (bwd)" : "",
+                 weft_exec_in_band(p, i) ? " band" : "");
         if (!strcmp(op, "matmul") || !strcmp(op, "matmul_packed")) {
             weft_node in[2];
             weft_node_inputs(g, i, in, 2);
             weft_shape a = weft_node_shape(g, in[0]);
             int64_t kk = a.dim[0] * a.dim[1] / s.dim[0]; /* A is [m, k] or [k, m] */
             fl = 2.0 * (double)s.dim[0] * (double)s.dim[1] * (double)kk;
-            snprintf(key, sizeof key, "%s %lldx%lldx%lld%s%s", op, (long long)s.dim[0], (long long)kk,
-                     (long long)s.dim[1], weft_node_is_backward(g, i) ? " (bwd)" : "", weft_exec_in_band(p, i) ? " band" : "");
+            snprintf(key, sizeof key, "%s %lldx%lldx%lld%s", op, (long long)s.dim[0], (long long)kk,
+                     (long long)s.dim[1], tags);
         } else {
             char dims[64] = "";
             for (int d = 0, len = 0; d < s.ndim && len < (int)sizeof dims - 24; d++)
                 len += snprintf(dims + len, sizeof dims - (size_t)len, d ? ",%lld" : "%lld", (long long)s.dim[d]);
-            snprintf(key, sizeof key, "%.24s [%s]%s%s", op, dims, weft_node_is_backward(g, i) ? " (bwd)" : "",
-                     weft_exec_in_band(p, i) ? " band" : "");
+            snprintf(key, sizeof key, "%.24s [%s]%s", op, dims, tags);
         }
         int r = 0;
         while (r < nr && strcmp(rows[r].key, key)) r++;
