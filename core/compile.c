@@ -219,12 +219,12 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
         int known = 0;
         char list[256] = "";
         for (int p = 0; p < N_PASSES; p++) {
-            known |= opt->disable[i] && !strcmp(opt->disable[i], passes[p].name);
+            known |= opt->disable[i] && (!strcmp(opt->disable[i], passes[p].name) || !strcmp(opt->disable[i], "codegen"));
             if (!strstr(list, passes[p].name))
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", p ? ", " : "", passes[p].name);
         }
         if (!known) {
-            weft_error(WEFT_ERR_ARG, "compile: no pass named '%s' (passes: %s)",
+            weft_error(WEFT_ERR_ARG, "compile: no pass named '%s' (passes: %s; and codegen)",
                        opt->disable[i] ? opt->disable[i] : "(null)", list);
             return NULL;
         }
@@ -352,6 +352,7 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
     if (opt && opt->threads) weft_set_threads(opt->threads);
     p->report.inter_op = opt ? opt->inter_op : 0;
     p->report.row_bands = opt ? opt->row_bands : 0;
+    weft_fused_codegen(cur, opt && (opt->codegen < 0 || disabled(opt, "codegen")) ? -1 : 0, &p->report);
     p->report.compile_ms = weft_now_ms() - t0;
     e = weft_exec_adopt(cur, outputs, n, g, p->map, g->n, &p->report);
     if (!e) {
@@ -390,6 +391,11 @@ void weft_compile_report_print(const weft_compile_report *r, FILE *f) {
             fprintf(f, "%-12s %8d %8d %9d %9d %8d %8.2f\n", s->name, s->nodes_before, s->nodes_after,
                     s->matmuls_before, s->matmuls_after, s->changes, s->ms);
     }
+    if (r->codegen_kernels)
+        fprintf(f, "codegen: %d fused programs as %d compiled kernels, %.2f ms (%s %s)\n", r->codegen_progs,
+                r->codegen_kernels, r->codegen_ms, r->codegen_cached ? "cached:" : "compiled:", r->codegen_note);
+    else if (r->codegen_progs)
+        fprintf(f, "codegen: %d fused programs interpreted: %s\n", r->codegen_progs, r->codegen_note);
     fprintf(f, "compile %.2f ms; memory plan: %.1f MB at peak (%.1f MB live at most; %.1f MB with one buffer per node)\n",
             r->compile_ms, r->planned_peak_bytes / 1e6, r->live_bytes / 1e6, r->unplanned_bytes / 1e6);
     if (r->workers > 1)

@@ -60,6 +60,9 @@ typedef struct weft_fused_instr {
     double p;            /* pow's exponent */
 } weft_fused_instr;
 #define WEFT_FUSED_MAX_OUT 8
+/* A program compiled to machine code (ops/fused_codegen.c): runs elements
+ * [0, len) with operand k at src[k] and output k at out[k]. */
+typedef void (*weft_fused_fn)(int len, const float *const *src, float *const *out);
 typedef struct weft_fused_prog {
     int n_instr;
     weft_fused_instr ins[WEFT_FUSED_MAX_INSTR];
@@ -71,6 +74,7 @@ typedef struct weft_fused_prog {
     int n_out;
     int16_t out_ins[WEFT_FUSED_MAX_OUT];
     char label[96];      /* what it replaced, for drawing: "sigmoid*mul+add" */
+    weft_fused_fn fn;    /* f32: the compiled program, or NULL (the interpreter runs it) */
 } weft_fused_prog;
 
 struct weft_graph {

@@ -3,7 +3,14 @@
  * LSTM training step).  Range reduction e^x = 2^n e^r, |r| <= ln2/2, and a
  * degree-6 minimax-style polynomial: a few ulp, far inside the f32 parity
  * tolerance.  NaN in, NaN out; saturation as the functions saturate.  f64
- * keeps libm: it is the gradient-checking and parity-to-1e-9 path. */
+ * keeps libm: it is the gradient-checking and parity-to-1e-9 path.
+ *
+ * Every fused multiply-add is written out (WEFT_FMA) and the files that
+ * include this one are compiled with -ffp-contract=off, the generated
+ * kernels too (ops/fused_codegen.c): the C compiler then forms no FMA of
+ * its own, so the interpreter, the single-op kernels and the compiled
+ * kernels round the same way and give the same bits.  (On an x86-64 CPU
+ * without FMA, the default clone calls libm's exact fmaf: slow, same bits.) */
 #ifndef WEFT_OPS_FASTMATH_H
 #define WEFT_OPS_FASTMATH_H
 
@@ -11,19 +18,21 @@
 #include <stdint.h>
 #include <string.h>
 
+#define WEFT_FMA(a, b, c) __builtin_fmaf(a, b, c)
+
 static inline float weft_exp_f32(float x) {
     const float xc = x != x ? 0.0f : x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     /* Round to nearest by adding and removing 1.5 * 2^23: branch-free on
      * plain SSE2, where floorf is a library call that stops vectorization. */
-    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 split in two */
+    const float n = WEFT_FMA(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+    const float r = WEFT_FMA(n, 2.12194440e-4f, WEFT_FMA(-n, 0.693359375f, xc)); /* ln2 split in two */
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = WEFT_FMA(p, r, 1.3981999507e-3f);
+    p = WEFT_FMA(p, r, 8.3334519073e-3f);
+    p = WEFT_FMA(p, r, 4.1665795894e-2f);
+    p = WEFT_FMA(p, r, 1.6666665459e-1f);
+    p = WEFT_FMA(p, r, 5.0000001201e-1f);
+    p = WEFT_FMA(p * r, r, r) + 1.0f;
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -41,11 +50,11 @@ static inline float weft_tanh_f32(float x) {
     /* Small |x|: odd polynomial (no cancellation); else 1 - 2/(e^{2|x|}+1). */
     const float z = x * x;
     float ps = -5.70498872745e-3f;
-    ps = ps * z + 2.06390887954e-2f;
-    ps = ps * z - 5.37397155531e-2f;
-    ps = ps * z + 1.33314422036e-1f;
-    ps = ps * z - 3.33332819422e-1f;
-    const float small = x + x * z * ps;
+    ps = WEFT_FMA(ps, z, 2.06390887954e-2f);
+    ps = WEFT_FMA(ps, z, -5.37397155531e-2f);
+    ps = WEFT_FMA(ps, z, 1.33314422036e-1f);
+    ps = WEFT_FMA(ps, z, -3.33332819422e-1f);
+    const float small = WEFT_FMA(x * z, ps, x);
     const float big = 1.0f - 2.0f / (weft_exp_f32(2.0f * ax) + 1.0f);
     const float r = ax < 0.625f ? small : (x < 0 ? -big : big);
     return x != x ? x : r;

@@ -123,6 +123,12 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     }                                                          \
                     src[k] = gbuf;                                             \
                 }                                                              \
+                if (fn) { /* compiled: every value in registers */            \
+                    T *o[WEFT_FUSED_MAX_OUT];                                  \
+                    for (int k = 0; k < n_out; k++) o[k] = (T *)out->data + orow + k * D + j0; \
+                    fn(len, (const float *const *)(const void *)src, (float *const *)(void *)o); \
+                    continue;                                                  \
+                }                                                              \
                 for (int q = 0; q < prog->n_instr; q++) res[q] = tmp + q * CHUNK; \
                 for (int k = 0; k < n_out; k++)                                \
                     res[out_ins[k]] = (T *)out->data + orow + k * D + j0;      \
@@ -139,6 +145,7 @@ WEFT_KERNEL_CLONES weft_status weft_fused_kernel(weft_tensor *out, const weft_te
     int n_out = prog->n_out >= 2 ? prog->n_out : 1;
     int16_t last = (int16_t)(prog->n_instr - 1);
     const int16_t *out_ins = prog->n_out >= 2 ? prog->out_ins : &last;
+    const weft_fused_fn fn = out->dtype == WEFT_F32 ? prog->fn : NULL;
     if (out->dtype == WEFT_F32) {
         typedef float T;
         FUSED_LOOP();

@@ -55,6 +55,12 @@ enum weft_op_id {
 #undef WEFT_OP
 
 extern const weft_op_def weft_ops[WEFT_OP_COUNT];
+/* Compile g's f32 fused programs to machine code with the system's C
+ * compiler (ops/fused_codegen.c), setting each program's fn; enable < 0 or
+ * WEFT_CODEGEN=0: leave them to the interpreter.  What happened goes to
+ * r's codegen fields; a failure is not an error (the interpreter runs). */
+struct weft_compile_report;
+void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r);
 /* WEFT_OK when every row is complete; else names the first bad row. */
 weft_status weft_ops_check(void);
 

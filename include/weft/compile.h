@@ -25,6 +25,8 @@ typedef struct weft_compile_options {
                                   * kernel single-threaded): 0 auto, 1 on, -1 off */
     int row_bands;               /* run each recurrence as row bands, each thread its own rows
                                   * of the batch through every step: 0 auto, 1 on, -1 off */
+    int codegen;                 /* compile the fused f32 kernels to machine code with the system's
+                                  * C compiler (cached on disk): 0 on unless WEFT_CODEGEN=0, -1 off */
 } weft_compile_options;
 
 typedef struct weft_pass_stat {
@@ -53,6 +55,11 @@ typedef struct weft_compile_report {
     int bands_used;              /* 1: each band runs in one parallel region, rows per thread */
     double tuned_ms[3];          /* auto mode: the best timed run kernel by kernel, with the row
                                   * bands, with the workers (0: not a candidate, or not yet) */
+    int codegen_progs;           /* fused f32 programs */
+    int codegen_kernels;         /* distinct ones compiled to machine code (0: interpreted) */
+    int codegen_cached;          /* 1: the library came from the disk cache */
+    double codegen_ms;           /* writing, compiling and loading them (part of compile_ms) */
+    char codegen_note[200];      /* the library's path, or why the interpreter runs */
 } weft_compile_report;
 
 /* The pass names in order, NULL-terminated. */
