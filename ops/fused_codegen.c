@@ -106,6 +106,17 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
+/* The same program (label and fn aside): each step of a recurrence has its
+ * own copy of the step's program. */
+static int same_prog(const weft_fused_prog *a, const weft_fused_prog *b) {
+    if (a->n_instr != b->n_instr || a->n_out != b->n_out) return 0;
+    for (int q = 0; q < a->n_instr; q++)
+        if (a->ins[q].op != b->ins[q].op || a->ins[q].p != b->ins[q].p ||
+            memcmp(a->ins[q].arg, b->ins[q].arg, sizeof a->ins[q].arg))
+            return 0;
+    return !memcmp(a->out_ins, b->out_ins, sizeof a->out_ins);
+}
+
 static char *read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -191,12 +202,13 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     }
     /* the f32 programs: each distinct body gets one function */
     int *fn_of = malloc((size_t)(g->n_progs ? g->n_progs : 1) * sizeof *fn_of);
+    int *first = malloc((size_t)(g->n_progs ? g->n_progs : 1) * sizeof *first); /* of each function */
     char **bodies = calloc((size_t)(g->n_progs ? g->n_progs : 1), sizeof *bodies);
     text file = {0};
     char *header = NULL, dir[3072], lib[4096], src[4096], log[4096];
     size_t header_n = 0;
     int n_fn = 0;
-    if (!fn_of || !bodies) goto done;
+    if (!fn_of || !bodies || !first) goto done;
     for (int i = 0; i < g->n_progs; i++) fn_of[i] = -1;
     for (int i = 0; i < g->n; i++) {
         const weft_node_rec *nd = &g->nodes[i];
@@ -204,6 +216,12 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
         int id = (int)nd->attr.i[0];
         if (id < 0 || id >= g->n_progs || fn_of[id] >= 0) continue;
         r->codegen_progs++;
+        int same = 0;
+        while (same < n_fn && !same_prog(&g->progs[first[same]], &g->progs[id])) same++;
+        if (same < n_fn) {
+            fn_of[id] = same;
+            continue;
+        }
         text b = {0};
         body(&b, &g->progs[id]);
         if (b.failed) {
@@ -212,7 +230,7 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
         }
         int f = 0;
         while (f < n_fn && strcmp(bodies[f], b.s)) f++;
-        if (f == n_fn) bodies[n_fn++] = b.s;
+        if (f == n_fn) first[n_fn] = id, bodies[n_fn++] = b.s;
         else free(b.s);
         fn_of[id] = f;
     }
@@ -296,6 +314,7 @@ done:
     for (int f = 0; bodies && f < n_fn; f++) free(bodies[f]);
     free(bodies);
     free(fn_of);
+    free(first);
     free(file.s);
     free(header);
     r->codegen_ms = weft_now_ms() - t0;
