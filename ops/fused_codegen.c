@@ -257,6 +257,12 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
         snprintf(r->codegen_note, sizeof r->codegen_note, "off (cannot make the cache directory %.100s)", dir);
         goto done;
     }
+    struct stat ds;
+    if (stat(dir, &ds) || !S_ISDIR(ds.st_mode) || ds.st_uid != geteuid() || (ds.st_mode & S_IWOTH)) {
+        /* code is loaded from here: only from a directory no one else may write */
+        snprintf(r->codegen_note, sizeof r->codegen_note, "off (the cache directory %.100s is not ours alone)", dir);
+        goto done;
+    }
     snprintf(lib, sizeof lib, "%s/fused-%016llx.so", dir, (unsigned long long)h);
     struct stat sb;
     r->codegen_cached = !stat(lib, &sb);
