@@ -216,10 +216,11 @@ weft_exec *weft_exec_compile(weft_graph *g, const weft_node *outputs, int n, con
             return NULL;
         }
     for (int i = 0; opt && i < opt->n_disable; i++) {
-        int known = 0;
+        /* "codegen" is no graph pass: it turns off the generated kernels */
+        int known = opt->disable[i] && !strcmp(opt->disable[i], "codegen");
         char list[256] = "";
         for (int p = 0; p < N_PASSES; p++) {
-            known |= opt->disable[i] && (!strcmp(opt->disable[i], passes[p].name) || !strcmp(opt->disable[i], "codegen"));
+            known |= opt->disable[i] && !strcmp(opt->disable[i], passes[p].name);
             if (!strstr(list, passes[p].name))
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", p ? ", " : "", passes[p].name);
         }

@@ -197,6 +197,9 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     r->codegen_note[0] = 0;
     const char *env = getenv("WEFT_CODEGEN");
     if (enable < 0 || (env && !strcmp(env, "0"))) {
+        for (int i = 0; i < g->n; i++) /* a program per fused node */
+            r->codegen_progs += g->nodes[i].kind == WEFT_NODE_OP && g->nodes[i].op == WEFT_OP_fused &&
+                                g->nodes[i].dtype == WEFT_F32;
         snprintf(r->codegen_note, sizeof r->codegen_note, "off (%s)", enable < 0 ? "asked" : "WEFT_CODEGEN=0");
         return;
     }
