@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 #include "op.h"
 #include "weft/compile.h"
 #include "elementwise_ops.h"
+#include "text.h"
 
 extern char **environ;
 
@@ -41,50 +41,16 @@ extern char **environ;
 static const char *const expr_text[WEFT_OP_COUNT] = {
     UNARY_OPS(EXPR_TEXT) BINARY_OPS(EXPR_TEXT)[WEFT_OP_pow] = STR(POW_EXPR), [WEFT_OP_select] = STR(SELECT_EXPR)};
 
-/* A growing string. */
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int failed;
-} text;
-
-__attribute__((format(printf, 2, 3))) static void put(text *t, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = t->cap - t->n;
-        int k = t->failed ? 0 : vsnprintf(t->s ? t->s + t->n : NULL, room, fmt, ap);
-        va_end(ap);
-        if (t->failed || k < 0) {
-            t->failed = 1;
-            return;
-        }
-        if ((size_t)k < room) {
-            t->n += (size_t)k;
-            return;
-        }
-        size_t cap = t->cap ? 2 * t->cap : 4096;
-        while (cap - t->n <= (size_t)k) cap *= 2;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->failed = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-}
-
 /* Program p's function body (everything inside the braces). */
-static void body(text *t, const weft_fused_prog *p) {
+static void body(weft_text *t, const weft_fused_prog *p) {
     int n_in = 0;
     for (int q = 0; q < p->n_instr; q++)
         for (int a = 0; a < weft_ops[p->ins[q].op].arity; a++)
             if (p->ins[q].arg[a] >= 0 && p->ins[q].arg[a] + 1 > n_in) n_in = p->ins[q].arg[a] + 1;
     int n_out = p->n_out >= 2 ? p->n_out : 1;
-    for (int k = 0; k < n_in; k++) put(t, "    const T *i%d = src[%d];\n", k, k);
-    for (int k = 0; k < n_out; k++) put(t, "    T *o%d = out[%d];\n", k, k);
-    put(t, "#pragma omp simd\n    for (int j = 0; j < len; j++) {\n");
+    for (int k = 0; k < n_in; k++) weft_text_put(t, "    const T *i%d = src[%d];\n", k, k);
+    for (int k = 0; k < n_out; k++) weft_text_put(t, "    T *o%d = out[%d];\n", k, k);
+    weft_text_put(t, "#pragma omp simd\n    for (int j = 0; j < len; j++) {\n");
     for (int q = 0; q < p->n_instr; q++) {
         const weft_fused_instr *in = &p->ins[q];
         char arg[3][16];
@@ -93,11 +59,11 @@ static void body(text *t, const weft_fused_prog *p) {
             else if (in->arg[a] >= 0) snprintf(arg[a], sizeof arg[a], "i%d[j]", in->arg[a]);
             else snprintf(arg[a], sizeof arg[a], "v%d", -1 - in->arg[a]);
         }
-        put(t, "        T v%d; { const T a = %s, b = %s, c = %s; const double p = %a; (void)a; (void)b; (void)c; (void)p;"
+        weft_text_put(t, "        T v%d; { const T a = %s, b = %s, c = %s; const double p = %a; (void)a; (void)b; (void)c; (void)p;"
                " v%d = (%s); }\n", q, arg[0], arg[1], arg[2], in->p, q, expr_text[in->op]);
     }
-    for (int k = 0; k < n_out; k++) put(t, "        o%d[j] = v%d;\n", k, p->n_out >= 2 ? p->out_ins[k] : p->n_instr - 1);
-    put(t, "    }\n");
+    for (int k = 0; k < n_out; k++) weft_text_put(t, "        o%d[j] = v%d;\n", k, p->n_out >= 2 ? p->out_ins[k] : p->n_instr - 1);
+    weft_text_put(t, "    }\n");
 }
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
@@ -207,7 +173,7 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     int *fn_of = malloc((size_t)(g->n_progs ? g->n_progs : 1) * sizeof *fn_of);
     int *first = malloc((size_t)(g->n_progs ? g->n_progs : 1) * sizeof *first); /* of each function */
     char **bodies = calloc((size_t)(g->n_progs ? g->n_progs : 1), sizeof *bodies);
-    text file = {0};
+    weft_text file = {0};
     char *header = NULL, dir[3072], lib[4096], src[4096], log[4096];
     size_t header_n = 0;
     int n_fn = 0;
@@ -225,7 +191,7 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
             fn_of[id] = same;
             continue;
         }
-        text b = {0};
+        weft_text b = {0};
         body(&b, &g->progs[id]);
         if (b.failed) {
             free(b.s);
@@ -245,11 +211,11 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     }
     const char *target = target_flag(), *cc = getenv("WEFT_CC");
     if (!cc || !*cc) cc = "cc";
-    put(&file, "/* weft: fused kernels, generated (ops/fused_codegen.c) */\n%s\n#include <tgmath.h>\ntypedef float T;\n",
+    weft_text_put(&file, "/* weft: fused kernels, generated (ops/fused_codegen.c) */\n%s\n#include <tgmath.h>\ntypedef float T;\n",
         header);
     for (int f = 0; f < n_fn; f++) {
-        put(&file, "void weft_fk%d(int len, const T *const *src, T *const *out) {\n", f);
-        put(&file, "%s}\n", bodies[f]);
+        weft_text_put(&file, "void weft_fk%d(int len, const T *const *src, T *const *out) {\n", f);
+        weft_text_put(&file, "%s}\n", bodies[f]);
     }
     if (file.failed) goto done;
     uint64_t h = fnv1a(14695981039346656037ull, file.s, file.n);
