@@ -11,7 +11,9 @@
  * kernel.  A root written straight into a concat (the memory plan places
  * it) keeps one output.  A concat of regions only it reads is one kernel
  * whose outputs are the concat, and regions feeding it join it (a backward
- * step: see the loops below).  Nothing is computed twice. */
+ * step: see the loops below); a second concat sharing its values (a GRU's)
+ * joins it too, the shared values written twice.  Nothing is computed
+ * twice. */
 #include <string.h>
 
 #include "pass.h"
@@ -97,12 +99,36 @@ static int read_outside(const weft_node *root_of, const weft_node *group, const 
     return 0;
 }
 
-/* The roots of concat group c's regions into roots[] (room for
- * WEFT_FUSED_MAX_INSTR + 1): its inputs' first (each a region, or a node in
- * none), then those it absorbed (chained from chain[c]); how many. */
-static int group_roots(const weft_graph *s, const weft_node *chain, weft_node c, weft_node *roots) {
+/* Concat group c's output columns into cols[] (room for
+ * WEFT_FUSED_MAX_OUT): c's inputs, then its twin's (a value both read is
+ * written twice); how many, or WEFT_FUSED_MAX_OUT + 1 when they do not fit. */
+static int group_cols(const weft_graph *s, const weft_node *twin, weft_node c, weft_node *cols) {
     int n = 0;
-    for (int k = 0; k < s->nodes[c].n_in && n < WEFT_FUSED_MAX_INSTR; k++) roots[n++] = weft_in_of(s, c, k);
+    for (int pass = 0; pass < 2; pass++) {
+        weft_node x = pass ? twin[c] : c;
+        if (x == WEFT_NONE) break;
+        for (int k = 0; k < s->nodes[x].n_in; k++) {
+            if (n == WEFT_FUSED_MAX_OUT) return WEFT_FUSED_MAX_OUT + 1;
+            cols[n++] = weft_in_of(s, x, k);
+        }
+    }
+    return n;
+}
+
+/* The roots of concat group c's regions into roots[] (room for
+ * WEFT_FUSED_MAX_INSTR + 1): its columns' first, each once (each a region,
+ * or a node in none; *nx of them), then those it absorbed (chained from
+ * chain[c]); how many. */
+static int group_roots(const weft_graph *s, const weft_node *twin, const weft_node *chain, weft_node c, weft_node *roots,
+                       int *nx) {
+    weft_node cols[WEFT_FUSED_MAX_OUT];
+    int n = 0, nc = group_cols(s, twin, c, cols);
+    for (int k = 0; k < nc && k < WEFT_FUSED_MAX_OUT; k++) {
+        int dup = 0;
+        for (int q = 0; q < n && !dup; q++) dup = roots[q] == cols[k];
+        if (!dup) roots[n++] = cols[k];
+    }
+    *nx = n;
     for (weft_node x = chain[c]; x != WEFT_NONE && n < WEFT_FUSED_MAX_INSTR; x = chain[x]) roots[n++] = x;
     return n;
 }
@@ -110,11 +136,11 @@ static int group_roots(const weft_graph *s, const weft_node *chain, weft_node c,
 /* Concat group c's regions and candidate y (or none): their members,
  * distinct outside inputs, and values read outside. */
 static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_node *next, const weft_node *group,
-                        const weft_node *chain, const int *coff, const weft_node *cons, weft_node c, weft_node y,
-                        int *size, int *n_ins, int *n_extra) {
+                        const weft_node *twin, const weft_node *chain, const int *coff, const weft_node *cons, weft_node c,
+                        weft_node y, int *size, int *n_ins, int *n_extra) {
     const weft_graph *s = rw->src;
     weft_node ins[WEFT_FUSED_MAX_INPUTS + 2], roots[WEFT_FUSED_MAX_INSTR + 1];
-    int nr = s->nodes[c].n_in, n_roots = group_roots(s, chain, c, roots);
+    int nr, n_roots = group_roots(s, twin, chain, c, roots, &nr);
     if (y != WEFT_NONE) roots[n_roots++] = y;
     *size = *n_ins = *n_extra = 0;
     for (int k = 0; k < n_roots; k++)
@@ -124,9 +150,33 @@ static void group_stats(const weft_rw *rw, const weft_node *root_of, const weft_
                 weft_node z = weft_in_of(s, m, j), rz = region_of(root_of, z);
                 if (group[rz] != c && rz != y) *n_ins = add_input(ins, *n_ins, z);
             }
-            /* the concat's own inputs are read by it alone */
+            /* the concats' own inputs are read by the group alone */
             *n_extra += k >= nr && read_outside(root_of, group, coff, cons, m, c, y);
         }
+}
+
+static int last_axis_concat(const weft_rw *rw, weft_node c) {
+    const weft_node_rec *rc = &rw->src->nodes[c];
+    return rw->live[c] && rc->kind == WEFT_NODE_OP && rc->op == WEFT_OP_concat && rc->n_in >= 2 &&
+           rc->attr.i[0] == rc->shape.ndim - 1;
+}
+
+/* A concat along the last axis, of parts of c's shape and dtype, in no
+ * group yet, that reads one of c's inputs: a twin for c's group (checked
+ * there), or WEFT_NONE. */
+static weft_node twin_of(const weft_rw *rw, const int *coff, const weft_node *cons, const weft_node *group, weft_node c) {
+    const weft_graph *s = rw->src;
+    const weft_shape part = s->nodes[weft_in_of(s, c, 0)].shape;
+    for (int k = 0; k < s->nodes[c].n_in; k++) {
+        weft_node x = weft_in_of(s, c, k);
+        for (int q = coff[x]; q < coff[x + 1]; q++) {
+            weft_node d = cons[q];
+            if (d != c && group[d] == WEFT_NONE && last_axis_concat(rw, d) && s->nodes[d].dtype == s->nodes[c].dtype &&
+                weft_shape_eq(s->nodes[weft_in_of(s, d, 0)].shape, part))
+                return d;
+        }
+    }
+    return WEFT_NONE;
 }
 
 /* Emit one fused node for members[0..nm) (any order; sorted here).  With
@@ -224,8 +274,10 @@ static weft_node emit(weft_rw *rw, const weft_node *root_of, const int *coff, co
  * (the gate gradients, the first columns of each backward step's kernel,
  * stacked for the weight-gradient GEMM) is those columns of the stack of
  * the bases: the plan can then write each kernel straight into the stack,
- * where the concat would have copied the columns.  WEFT_NONE otherwise. */
-static weft_node stack_of_columns(weft_rw *rw, weft_node c) {
+ * where the concat would have copied the columns.  Stacks made before
+ * (stacks[0..*n_stacks)) are used again: a GRU's two gate-gradient
+ * concats are other columns of the same kernels.  WEFT_NONE otherwise. */
+static weft_node stack_of_columns(weft_rw *rw, weft_node c, weft_node *stacks, int *n_stacks) {
     const weft_node_rec *r = &rw->src->nodes[c];
     weft_graph *d = rw->dst;
     if (r->kind != WEFT_NODE_OP || r->op != WEFT_OP_concat || r->attr.i[0] != 0 || r->shape.ndim < 2 || r->n_in < 2)
@@ -247,11 +299,19 @@ static weft_node stack_of_columns(weft_rw *rw, weft_node c) {
     }
     weft_node out = WEFT_NONE;
     if (ok) {
-        weft_attr ca = {.i = {0}};
-        weft_node all = weft_rw_op(rw, c, WEFT_OP_concat, bases, r->n_in, &ca);
+        weft_node all = WEFT_NONE;
+        for (int q = 0; q < *n_stacks && all == WEFT_NONE; q++) {
+            int same = d->nodes[stacks[q]].n_in == r->n_in;
+            for (int k = 0; k < r->n_in && same; k++) same = weft_in_of(d, stacks[q], k) == bases[k];
+            if (same) all = stacks[q];
+        }
+        if (all == WEFT_NONE) {
+            weft_attr ca = {.i = {0}};
+            all = stacks[(*n_stacks)++] = weft_rw_op(rw, c, WEFT_OP_concat, bases, r->n_in, &ca);
+            weft_rw_note(rw, all, "the stacked kernels, whole: the concats of their columns are views (fuse)");
+        }
         out = weft_slice(d, all, ax, a, b);
         weft_rw_stamp(rw, out, c);
-        weft_rw_note(rw, all, "the stacked kernels, whole: the concat of their first columns is a view (fuse)");
     }
     free(bases);
     return out;
@@ -266,11 +326,14 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     weft_node *next = malloc((size_t)(n ? n : 1) * sizeof *next); /* region member lists, root first */
     weft_node *group = malloc((size_t)(n ? n : 1) * sizeof *group); /* concat a region root is emitted with */
     weft_node *chain = malloc((size_t)(n ? n : 1) * sizeof *chain); /* regions a concat group absorbed, from chain[c] */
+    weft_node *twin = malloc((size_t)(n ? n : 1) * sizeof *twin);   /* a concat group's second concat */
+    weft_node *stacks = malloc((size_t)(n ? n : 1) * sizeof *stacks); /* stacks of kernels made, for stack_of_columns */
+    int n_stacks = 0;
     weft_node *last_of = malloc((size_t)(n ? n : 1) * sizeof *last_of); /* a concat group's last member */
     int *pad = malloc((size_t)(n ? n : 1) * sizeof *pad); /* outputs written again, for a uniform stack */
     int *coff = calloc((size_t)n + 2, sizeof *coff);                  /* live readers of each node, CSR */
     weft_node *cons = NULL;
-    if (!root_of || !inside || !stack || !members || !next || !group || !chain || !last_of || !pad || !coff) goto oom;
+    if (!root_of || !inside || !stack || !members || !next || !group || !chain || !twin || !stacks || !last_of || !pad || !coff) goto oom;
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) coff[weft_in_of(s, i, k) + 2]++;
@@ -279,7 +342,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     for (int i = 0; i < n; i++)
         if (rw->live[i])
             for (int k = 0; k < s->nodes[i].n_in; k++) cons[coff[weft_in_of(s, i, k) + 1]++] = i;
-    for (int i = 0; i < n; i++) root_of[i] = group[i] = chain[i] = WEFT_NONE;
+    for (int i = 0; i < n; i++) root_of[i] = group[i] = chain[i] = twin[i] = WEFT_NONE;
     /* Grow regions from the last node backwards. */
     for (int r = n - 1; r >= 0; r--) {
         if (!rw->live[r] || root_of[r] != WEFT_NONE || !fusible(s, r)) continue;
@@ -346,37 +409,38 @@ weft_status weft_pass_fuse(weft_rw *rw) {
     /* A concat along the last axis of regions that only it reads (the
      * gradients of a step's gates, stacked for one GEMM) becomes one region
      * whose outputs, side by side, are the concat itself: one kernel reads
-     * the shared inputs once, and the concat disappears. */
+     * the shared inputs once, and the concat disappears.  Its twin, a second
+     * such concat of some of the same values (a GRU step's gate gradients
+     * for the input and for the recurrent weights: [dr, dz, dn] and
+     * [dr, dz, dn r]), joins it: its columns follow, each value written
+     * twice, and both concats are views of the one kernel. */
     for (int c = 0; c < n; c++) {
-        const weft_node_rec *rc = &s->nodes[c];
-        if (!rw->live[c] || rc->kind != WEFT_NODE_OP || rc->op != WEFT_OP_concat || rc->n_in < 2 ||
-            rc->n_in > WEFT_FUSED_MAX_OUT || rc->attr.i[0] != rc->shape.ndim - 1)
-            continue;
-        weft_node x0 = weft_in_of(s, c, 0), seen[WEFT_FUSED_MAX_INPUTS + 1];
-        int ok = 1, size = 0, nin = 0;
-        for (int k = 0; k < rc->n_in && ok; k++) {
-            weft_node x = weft_in_of(s, c, k);
+        if (!last_axis_concat(rw, c) || group[c] != WEFT_NONE) continue;
+        twin[c] = twin_of(rw, coff, cons, group, c);
+        weft_node cols[WEFT_FUSED_MAX_OUT], x0 = weft_in_of(s, c, 0);
+        int nc = group_cols(s, twin, c, cols), ok = nc <= WEFT_FUSED_MAX_OUT;
+        for (int k = 0; k < nc && ok; k++) {
+            weft_node x = cols[k];
+            if (group[x] == c) continue; /* a value both concats read */
             ok = (root_of[x] == x || (root_of[x] == WEFT_NONE && fusible(s, x))) && group[x] == WEFT_NONE &&
-                 rw->uses[x] == 1 && weft_shape_eq(s->nodes[x].shape, s->nodes[x0].shape) &&
+                 rw->uses[x] == coff[x + 1] - coff[x] && weft_shape_eq(s->nodes[x].shape, s->nodes[x0].shape) &&
                  s->nodes[x].dtype == s->nodes[x0].dtype;
-            if (!ok) break;
-            group[x] = c; /* also marks x as seen: an input twice fails above */
-            for (weft_node m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)) {
-                size++;
-                for (int j = 0; j < s->nodes[m].n_in && nin <= WEFT_FUSED_MAX_INPUTS; j++) {
-                    weft_node y = weft_in_of(s, m, j);
-                    int dup = root_of[x] == x && root_of[y] == x; /* inside the region */
-                    for (int q = 0; q < nin && !dup; q++) dup = seen[q] == y;
-                    if (!dup) seen[nin++] = y; /* the region's distinct inputs */
-                }
-            }
+            if (ok) group[x] = c;
         }
-        if (ok && size <= WEFT_FUSED_MAX_INSTR && nin <= WEFT_FUSED_MAX_INPUTS) {
+        if (ok) {
             group[c] = c;
-            continue;
+            if (twin[c] != WEFT_NONE) group[twin[c]] = c;
         }
-        for (int k = 0; k < rc->n_in; k++) /* undo */
-            if (group[weft_in_of(s, c, k)] == c) group[weft_in_of(s, c, k)] = WEFT_NONE;
+        /* each value read only by the concats and by the group's regions */
+        for (int k = 0; k < nc && ok; k++)
+            for (int q = coff[cols[k]]; q < coff[cols[k] + 1] && ok; q++) ok = group[region_of(root_of, cons[q])] == c;
+        int size = 0, n_ins = 0, n_extra;
+        if (ok) group_stats(rw, root_of, next, group, twin, chain, coff, cons, c, WEFT_NONE, &size, &n_ins, &n_extra);
+        if (ok && size <= WEFT_FUSED_MAX_INSTR && n_ins <= WEFT_FUSED_MAX_INPUTS) continue;
+        for (int k = 0; k < nc && k < WEFT_FUSED_MAX_OUT; k++) /* undo */
+            if (group[cols[k]] == c) group[cols[k]] = WEFT_NONE;
+        if (twin[c] != WEFT_NONE && group[twin[c]] == c) group[twin[c]] = WEFT_NONE;
+        group[c] = twin[c] = WEFT_NONE;
     }
     /* A region feeding a concat group joins it when its values are read
      * only by the group or after the group's last member, where the kernel
@@ -386,9 +450,11 @@ weft_status weft_pass_fuse(weft_rw *rw) {
      * kernel.  No cycle: every path out of the group starts after it. */
     for (int c = 0; c < n; c++) { /* each group's kernel runs at its last member */
         if (group[c] != c) continue;
+        weft_node roots[WEFT_FUSED_MAX_INSTR + 1];
+        int nx, n_roots = group_roots(s, twin, chain, c, roots, &nx);
         last_of[c] = 0;
-        for (int k = 0; k < s->nodes[c].n_in; k++)
-            for (weft_node x = weft_in_of(s, c, k), m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m))
+        for (int k = 0; k < n_roots; k++)
+            for (weft_node x = roots[k], m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m))
                 if (m > last_of[c]) last_of[c] = m;
         inside[last_of[c]] = c + 1;
     }
@@ -396,11 +462,12 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         if (group[c] != c) continue;
         weft_shape part = s->nodes[weft_in_of(s, c, 0)].shape;
         const weft_node last = last_of[c];
-        const int nr = s->nodes[c].n_in;
+        weft_node cols[WEFT_FUSED_MAX_OUT];
+        const int nr = group_cols(s, twin, c, cols);
         for (int grew = 1; grew;) {
             grew = 0;
             weft_node roots[WEFT_FUSED_MAX_INSTR + 1];
-            int n_roots = group_roots(s, chain, c, roots);
+            int nx, n_roots = group_roots(s, twin, chain, c, roots, &nx);
             for (int r = 0; r < n_roots && !grew; r++)
                 for (weft_node x = roots[r], m = x; m != WEFT_NONE && !grew; m = member_after(root_of, next, x, m))
                     for (int j = 0; j < s->nodes[m].n_in && !grew; j++) {
@@ -417,7 +484,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
                                 ok = group[rq] == c || rq == y || at > last;
                             }
                         int size, n_ins, n_extra;
-                        if (ok) group_stats(rw, root_of, next, group, chain, coff, cons, c, y, &size, &n_ins, &n_extra);
+                        if (ok) group_stats(rw, root_of, next, group, twin, chain, coff, cons, c, y, &size, &n_ins, &n_extra);
                         if (!ok || size > WEFT_FUSED_MAX_INSTR || n_ins > WEFT_FUSED_MAX_INPUTS ||
                             nr + n_extra > WEFT_FUSED_MAX_OUT)
                             continue;
@@ -438,15 +505,17 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         const weft_node_rec *rc = &s->nodes[c];
         if (!rw->live[c] || rc->kind != WEFT_NODE_OP || rc->op != WEFT_OP_concat || rc->attr.i[0] != 0) continue;
         int widest = 0, ok = 1, size, n_ins;
+        weft_node cols[WEFT_FUSED_MAX_OUT];
+        const int nc0 = group[weft_in_of(s, c, 0)] == weft_in_of(s, c, 0) ? group_cols(s, twin, weft_in_of(s, c, 0), cols) : -1;
         for (int k = 0; k < rc->n_in && ok; k++) { /* pad[x]: x's values read later, for now */
             weft_node x = weft_in_of(s, c, k);
-            ok = group[x] == x && s->nodes[x].n_in == s->nodes[weft_in_of(s, c, 0)].n_in;
-            if (ok) group_stats(rw, root_of, next, group, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &pad[x]);
+            ok = group[x] == x && group_cols(s, twin, x, cols) == nc0;
+            if (ok) group_stats(rw, root_of, next, group, twin, chain, coff, cons, x, WEFT_NONE, &size, &n_ins, &pad[x]);
             if (ok && pad[x] > widest) widest = pad[x];
         }
         for (int k = 0; k < rc->n_in; k++) {
             weft_node x = weft_in_of(s, c, k);
-            if (group[x] == x) pad[x] = ok && s->nodes[x].n_in + widest <= WEFT_FUSED_MAX_OUT ? widest - pad[x] : 0;
+            if (group[x] == x) pad[x] = ok && nc0 + widest <= WEFT_FUSED_MAX_OUT ? widest - pad[x] : 0;
         }
     }
     for (int at = 0; at < n; at++) {
@@ -454,34 +523,41 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         if (group[at] == at) continue; /* emitted at its last member */
         if (inside[at]) i = inside[at] - 1; /* a concat group's last member: the group's turn */
         if (group[i] == i) { /* a concat of regions: their members, its inputs as outputs */
-            const weft_node_rec *rc = &s->nodes[i];
-            int nm = 0, no = rc->n_in;
             weft_node outs[WEFT_FUSED_MAX_OUT], roots[WEFT_FUSED_MAX_INSTR + 1];
-            int n_roots = group_roots(s, chain, i, roots);
-            for (int r = 0; r < n_roots; r++) /* the concat's inputs are its outputs; absorbed values read later too */
+            const int nc = group_cols(s, twin, i, outs);
+            int nm = 0, no = nc, nx, n_roots = group_roots(s, twin, chain, i, roots, &nx);
+            for (int r = 0; r < n_roots; r++) /* the concats' inputs are its outputs; absorbed values read later too */
                 for (weft_node x = roots[r], m = x; m != WEFT_NONE; m = member_after(root_of, next, x, m)) {
                     members[nm++] = m;
-                    if (r < rc->n_in && m == x) outs[r] = m;
-                    else if (r >= rc->n_in && read_outside(root_of, group, coff, cons, m, i, WEFT_NONE)) outs[no++] = m;
+                    if (r >= nx && read_outside(root_of, group, coff, cons, m, i, WEFT_NONE)) outs[no++] = m;
                 }
             /* as wide as its stack's other kernels: absorbed values read by
              * nothing after, written anyway (an instruction has one output) */
-            for (int r = rc->n_in; r < n_roots && no < rc->n_in + pad[i]; r++)
-                for (weft_node m = roots[r]; m != WEFT_NONE && no < rc->n_in + pad[i]; m = next[m]) {
+            const int width = no + pad[i];
+            for (int r = nx; r < n_roots && no < width; r++)
+                for (weft_node m = roots[r]; m != WEFT_NONE && no < width; m = next[m]) {
                     int dup = 0;
-                    for (int k = rc->n_in; k < no && !dup; k++) dup = outs[k] == m;
+                    for (int k = nc; k < no && !dup; k++) dup = outs[k] == m;
                     if (!dup) outs[no++] = m;
                 }
             weft_shape S = s->nodes[outs[0]].shape;
             weft_node f = emit(rw, root_of, coff, cons, members, nm, outs, no, i, S);
             rw->map[i] = f;
-            if (no > rc->n_in && rw->dst->nodes[f].kind == WEFT_NODE_OP && rw->dst->nodes[f].op == WEFT_OP_fused) {
-                /* the concat is the first columns; each later value its own */
+            const int fused = rw->dst->nodes[f].kind == WEFT_NODE_OP && rw->dst->nodes[f].op == WEFT_OP_fused;
+            if (!fused && twin[i] != WEFT_NONE) rw->map[twin[i]] = weft_rw_copy(rw, twin[i]); /* the members were copied */
+            if (fused && no > s->nodes[i].n_in) {
+                /* the concat is the first columns, its twin's the next; each later value its own */
                 int ax = S.ndim - 1;
-                int64_t D = S.dim[ax];
-                rw->map[i] = weft_slice(rw->dst, f, ax, 0, rc->n_in * D);
+                int64_t D = S.dim[ax], n_in = s->nodes[i].n_in;
+                rw->map[i] = weft_slice(rw->dst, f, ax, 0, n_in * D);
                 weft_rw_stamp(rw, rw->map[i], i);
-                for (int k = rc->n_in; k < no; k++) {
+                if (twin[i] != WEFT_NONE) {
+                    rw->map[twin[i]] = weft_slice(rw->dst, f, ax, n_in * D, nc * D);
+                    weft_rw_stamp(rw, rw->map[twin[i]], twin[i]);
+                    weft_rw_note(rw, f, "%d ops, %d outputs side by side: two concats sharing values (fuse): %s", nm, no,
+                                 rw->dst->progs[rw->dst->nodes[f].attr.i[0]].label);
+                }
+                for (int k = nc; k < no; k++) {
                     rw->map[outs[k]] = weft_slice(rw->dst, f, ax, k * D, (k + 1) * D);
                     weft_rw_stamp(rw, rw->map[outs[k]], outs[k]);
                 }
@@ -490,7 +566,7 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         }
         if (group[i] != WEFT_NONE) continue; /* emitted with its concat */
         if (root_of[i] == WEFT_NONE) {
-            weft_node v = stack_of_columns(rw, i);
+            weft_node v = stack_of_columns(rw, i, stacks, &n_stacks);
             rw->map[i] = v != WEFT_NONE ? v : weft_rw_copy(rw, i);
             continue;
         }
@@ -499,9 +575,9 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) members[nm++] = k;
         emit(rw, root_of, coff, cons, members, nm, NULL, 0, i, s->nodes[i].shape);
     }
-    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(last_of); free(pad); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(twin); free(stacks); free(last_of); free(pad); free(coff); free(cons);
     return WEFT_OK;
 oom:
-    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(last_of); free(pad); free(coff); free(cons);
+    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(twin); free(stacks); free(last_of); free(pad); free(coff); free(cons);
     return weft_error(WEFT_ERR_NOMEM, "fuse: out of memory");
 }

@@ -3,6 +3,7 @@
  * one pass over memory replaces one per op.  The arithmetic comes from the
  * same expression table as the single-op kernels. */
 #include <math.h>
+#include <string.h>
 
 #include "fastmath.h"
 #include "op.h"
@@ -89,7 +90,8 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
     } while (0)
 
 /* Rows of the region's shape S, split among the threads; each row in
- * chunks.  Output k is columns [k D, (k+1) D) of the node's rows (rows may
+ * chunks.  Output k is columns [k D, (k+1) D) of the node's rows (a value
+ * may be two outputs: a GRU step writes its gate gradients twice; rows may
  * be strided: the node may be placed in a concat). */
 #define FUSED_LOOP()                                                          \
     do {                                                                       \
@@ -130,9 +132,12 @@ weft_status weft_fused_infer(const weft_graph *g, const weft_node *in, int n, we
                     continue;                                                  \
                 }                                                              \
                 for (int q = 0; q < prog->n_instr; q++) res[q] = tmp + q * CHUNK; \
-                for (int k = 0; k < n_out; k++)                                \
+                for (int k = n_out - 1; k >= 0; k--) /* a value written twice: its first place */ \
                     res[out_ins[k]] = (T *)out->data + orow + k * D + j0;      \
                 RUN_CHUNK();                                                   \
+                for (int k = 0; k < n_out; k++) /* and its others */           \
+                    if (res[out_ins[k]] != (T *)out->data + orow + k * D + j0) \
+                        memcpy((T *)out->data + orow + k * D + j0, res[out_ins[k]], (size_t)len * sizeof(T)); \
             }                                                                  \
         });                                                                    \
     } while (0)

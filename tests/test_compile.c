@@ -401,6 +401,37 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
     model_free(&m);
 }
 
+/* A GRU's backward step has two concats of gate gradients: [dr, dz, dn]
+ * for the input weights and [dr, dz, dn r] for the recurrent ones (r
+ * multiplies h W_hn inside the n gate).  They share values, so they become
+ * one kernel writing both side by side (dr and dz twice), with dh and its
+ * share for the step before: one kernel per backward step, no per-step
+ * concat, and one stack of whole kernels that both weight gradients read
+ * columns of. */
+Test(compile, gru_backward_step_is_one_kernel) {
+    model m = rnn_model("gru", 1, 0, 0, 0, WEFT_F64);
+    weft_exec *p = compiled(&m, NULL);
+    const weft_graph *g = weft_exec_graph(p);
+    int twins = 0, bwd_step_kernels = 0, concats_bwd = 0, stacks = 0;
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
+        if (!op) continue;
+        weft_shape sh = weft_node_shape(g, i);
+        twins += !strcmp(op, "fused") && note && strstr(note, "two concats sharing values");
+        bwd_step_kernels += weft_node_is_backward(g, i) && sh.ndim == 2 && sh.dim[0] == 3 && sh.dim[1] % 6 == 0 &&
+                            strcmp(op, "slice") && strcmp(op, "reshape") && strcmp(op, "matmul_packed") &&
+                            strcmp(op, "matmul");
+        concats_bwd += !strcmp(op, "concat") && weft_node_is_backward(g, i) && sh.dim[0] == 3;
+        stacks += !strcmp(op, "concat") && note && strstr(note, "the stacked kernels");
+    }
+    cr_assert_eq(twins, 5, "kernels writing both gate-gradient concats: %d", twins);
+    cr_assert_eq(bwd_step_kernels, 5, "backward step kernels: %d, not one per step", bwd_step_kernels);
+    cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
+    cr_assert_eq(stacks, 1, "stacks of whole backward kernels: %d", stacks);
+    weft_exec_free(p);
+    model_free(&m);
+}
+
 Test(compile, unknown_pass_is_an_error) {
     model m = rnn_model("rnn_tanh", 1, 0, 0, 0, WEFT_F64);
     const char *bad[] = {"no-such-pass"};
