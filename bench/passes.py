@@ -10,7 +10,7 @@ import argparse
 
 from compare_pytorch import ROWS, weft
 
-PASSES = ["fold", "simplify", "merge-gates", "cse", "batch-gemm", "batch-wgrad", "merge-wgrad", "fuse", "pack", "dce", "schedule"]
+PASSES = ["fold", "simplify", "merge-gates", "cse", "batch-gemm", "batch-wgrad", "merge-wgrad", "fuse", "concat-operand", "pack", "dce", "schedule"]
 
 
 def main():

@@ -30,6 +30,7 @@ static const struct {
     {"cse", weft_pass_cse},
     {"merge-wgrad", weft_pass_merge_wgrad},
     {"fuse", weft_pass_fuse},
+    {"concat-operand", weft_pass_concat_operand},
     {"pack", weft_pass_pack},
     {"dce", weft_pass_dce},
     {"schedule", weft_pass_schedule},

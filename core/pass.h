@@ -52,6 +52,7 @@ weft_status weft_pass_batch_wgrad(weft_rw *rw);
 weft_status weft_pass_merge_gates(weft_rw *rw);
 weft_status weft_pass_merge_wgrad(weft_rw *rw);
 weft_status weft_pass_fuse(weft_rw *rw);
+weft_status weft_pass_concat_operand(weft_rw *rw);
 weft_status weft_pass_pack(weft_rw *rw);
 weft_status weft_pass_schedule(weft_rw *rw);
 

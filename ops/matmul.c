@@ -30,8 +30,14 @@ static int gemm_single(const weft_kctx *ctx, int64_t m, int64_t n, int64_t k) {
 }
 
 static int have_avx512(void);
-static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
-                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt);
+/* Columns [at, at + n) of op(B), element (k, j) at p[k*bk + (j - at)*bj]:
+ * op(B) is one of these, or (matmul_cat) several side by side. */
+typedef struct {
+    const float *p;
+    int64_t bk, bj, n;
+} wide_seg;
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const wide_seg *B,
+                         int nseg, float *C, int64_t ldc, int nt);
 /* Whether an f32 product runs on weft's own driver (below, "Large f32
  * products") rather than BLIS's: with AVX-512, from WEFT_GEMM_PAR_MIN
  * multiply-adds. */
@@ -110,7 +116,8 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
     const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
     int oom = 0;
     if (out->dtype == WEFT_F32 && csc == 1 && (ai == 1 || ak == 1) && wide_gemm_pays(m, nn, k)) {
-        oom = wide_gemm_f32(m, nn, k, A, ai, ak, B, bk, bj, out->data, rsc, single ? 1 : omp_get_max_threads()) != 0;
+        const wide_seg b = {B, bk, bj, nn};
+        oom = wide_gemm_f32(m, nn, k, A, ai, ak, &b, 1, out->data, rsc, single ? 1 : omp_get_max_threads()) != 0;
     } else {
         rntm_t rntm = BLIS_RNTM_INITIALIZER;
         bli_rntm_set_num_threads(single ? 1 : bli_thread_get_num_threads(), &rntm);
@@ -149,6 +156,79 @@ weft_node weft_matmul(weft_graph *g, weft_node a, weft_node b, int trans_a, int 
     weft_attr at = {.i = {trans_a != 0, trans_b != 0}};
     weft_node in[2] = {a, b};
     return weft_graph_add_op(g, WEFT_OP_matmul, in, 2, &at);
+}
+
+/* ---- Products whose right operand is a concat of columns ----
+ *
+ * A weight gradient with its bias is dG^T [x | h | 1]: the concat copies x,
+ * every step's h and a ones column into one [T*B, I + H + 1] buffer (row
+ * 3: 13 MB, 1.7 ms per step), only for the product to pack it into panels.
+ * matmul_cat(A, P_1, ..., P_n) is op(A) [P_1 | ... | P_n], the parts read
+ * where they are when packing B (wide_pack_b's segments).  The pass
+ * `concat-operand` makes it where that path runs (weft_matmul_cat_pays);
+ * anywhere else the kernel copies the parts side by side and runs matmul. */
+int weft_matmul_cat_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k) {
+    return dt == WEFT_F32 && wide_gemm_pays(m, n, k);
+}
+
+weft_status weft_matmul_cat_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
+                                  weft_shape *shape, weft_dtype *dtype) {
+    char a[160], b[160];
+    const weft_node_rec *A = weft_rec(g, in[0]);
+    weft_status s;
+    if ((s = weft_dtype_check_float(g, in[0]))) return s;
+    if (n < 2 || n - 1 > WEFT_MATMUL_CAT_MAX_PARTS)
+        return weft_error(WEFT_ERR_GRAPH, "matmul_cat: %d parts, not 1 to %d", n - 1, WEFT_MATMUL_CAT_MAX_PARTS);
+    if (A->shape.ndim != 2)
+        return weft_error(WEFT_ERR_SHAPE, "matmul_cat: %s must be 2-D", weft_node_desc(g, in[0], a, sizeof a));
+    int ta = attr->i[0] != 0;
+    int64_t m = A->shape.dim[ta], k = A->shape.dim[!ta], cols = 0;
+    for (int q = 1; q < n; q++) {
+        const weft_node_rec *P = weft_rec(g, in[q]);
+        if (P->dtype != A->dtype || P->shape.ndim != 2 || P->shape.dim[0] != k)
+            return weft_error(WEFT_ERR_SHAPE, "matmul_cat: part %s does not fit %s%s (k=%lld)",
+                              weft_node_desc(g, in[q], b, sizeof b), weft_node_desc(g, in[0], a, sizeof a),
+                              ta ? "^T" : "", (long long)k);
+        cols += P->shape.dim[1];
+    }
+    *shape = WEFT_SHAPE(m, cols);
+    *dtype = A->dtype;
+    return WEFT_OK;
+}
+
+weft_status weft_matmul_cat_kernel(weft_tensor *out, const weft_tensor *in, int n, const weft_attr *attr,
+                                   const weft_kctx *ctx) {
+    const int ta = attr->i[0] != 0;
+    const int64_t m = out->shape.dim[0], N = out->shape.dim[1], K = in[0].shape.dim[ta ? 0 : 1];
+    const int64_t ai = ta ? in[0].stride[1] : in[0].stride[0], ak = ta ? in[0].stride[0] : in[0].stride[1];
+    if (out->dtype == WEFT_F32 && (out->stride[1] == 1 || N == 1) && m > 1 && K > 1 && (ai == 1 || ak == 1) &&
+        ai > 0 && ak > 0 && wide_gemm_pays(m, N, K)) {
+        wide_seg seg[WEFT_MATMUL_CAT_MAX_PARTS];
+        int ns = 0;
+        for (int q = 1; q < n; q++)
+            if (in[q].shape.dim[1] > 0) seg[ns++] = (wide_seg){in[q].data, in[q].stride[0], in[q].stride[1], in[q].shape.dim[1]};
+        if (ns && wide_gemm_f32(m, N, K, in[0].data, ai, ak, seg, ns, out->data, out->stride[0],
+                                gemm_single(ctx, m, N, K) ? 1 : omp_get_max_threads()))
+            return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for packing B");
+        if (ns) return WEFT_OK;
+    }
+    /* elsewhere: the parts side by side in a buffer, then matmul */
+    const size_t es = weft_dtype_size(out->dtype);
+    char *buf = malloc((size_t)(K * N) * es + 1);
+    if (!buf) return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for its right operand");
+    int64_t at = 0;
+    for (int q = 1; q < n; q++) {
+        const weft_tensor *P = &in[q];
+        for (int64_t r = 0; r < K; r++)
+            for (int64_t c = 0; c < P->shape.dim[1]; c++)
+                memcpy(buf + (size_t)(r * N + at + c) * es, (const char *)P->data + (size_t)(r * P->stride[0] + c * P->stride[1]) * es, es);
+        at += P->shape.dim[1];
+    }
+    weft_tensor two[2] = {in[0], {.data = buf, .dtype = out->dtype, .shape = WEFT_SHAPE(K, N), .stride = {N, 1}}};
+    weft_attr ma = {.i = {ta, 0}};
+    weft_status st = weft_matmul_kernel(out, two, 2, &ma, ctx);
+    free(buf);
+    return st;
 }
 
 /* ---- Products against a pre-packed right operand ----
@@ -485,24 +565,40 @@ static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, co
     }
 }
 
-/* Depth p0..p0+kc of B (element (k, j) at B[k*bk + j*bj]) into kc x 32
- * panels, zero past column N; panels j0..j1.  Rows of B with unit stride
- * are copied two vectors at a time; others as pack_b packs them. */
-static ROWS_TARGET void wide_pack_b(float *q, const float *B, int64_t bk, int64_t bj, int64_t p0, int64_t kc,
-                                    int64_t N, int64_t j0, int64_t j1) {
+/* Depth p0..p0+kc of op(B) (nseg segments side by side) into kc x 32
+ * panels, zero past column N; panels j0..j1.  A panel within one segment
+ * whose rows have unit stride is copied two vectors at a time; others as
+ * pack_b packs them, and one across segments a value at a time. */
+static ROWS_TARGET void wide_pack_b(float *q, const wide_seg *sg, int nseg, int64_t p0, int64_t kc, int64_t N,
+                                    int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; j++) {
         float *d = q + j * kc * WIDE_NR;
-        const int64_t w = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
-        const float *s = B + p0 * bk + j * WIDE_NR * bj;
-        if (bj == 1) {
-            const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1),
-                            m1 = (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1);
-            for (int64_t k = 0; k < kc; k++) {
-                _mm512_store_ps(d + k * WIDE_NR, _mm512_maskz_loadu_ps(m0, s + k * bk));
-                _mm512_store_ps(d + k * WIDE_NR + 16, _mm512_maskz_loadu_ps(m1, s + k * bk + 16));
+        const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
+        int g = 0;
+        int64_t at = 0; /* segment g holds columns [at, at + n) */
+        while (g + 1 < nseg && at + sg[g].n <= c0) at += sg[g++].n;
+        if (c0 + w <= at + sg[g].n) { /* the panel in one segment */
+            const int64_t bk = sg[g].bk, bj = sg[g].bj;
+            const float *src = sg[g].p + p0 * bk + (c0 - at) * bj;
+            if (bj == 1) {
+                const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1),
+                                m1 = (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1);
+                for (int64_t k = 0; k < kc; k++) {
+                    _mm512_store_ps(d + k * WIDE_NR, _mm512_maskz_loadu_ps(m0, src + k * bk));
+                    _mm512_store_ps(d + k * WIDE_NR + 16, _mm512_maskz_loadu_ps(m1, src + k * bk + 16));
+                }
+            } else {
+                PACK_PANEL(float, d, src, bk, bj, kc, w, WIDE_NR);
             }
-        } else {
-            PACK_PANEL(float, d, s, bk, bj, kc, w, WIDE_NR);
+            continue;
+        }
+        memset(d, 0, (size_t)(kc * WIDE_NR) * sizeof(float));
+        for (int64_t l = 0; l < w && g < nseg; at += sg[g++].n) { /* lanes [l, l1) from segment g */
+            const int64_t l1 = at + sg[g].n - c0 < w ? at + sg[g].n - c0 : w, bk = sg[g].bk, bj = sg[g].bj;
+            const float *src = sg[g].p + p0 * bk + (c0 + l - at) * bj;
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t x = l; x < l1; x++) d[k * WIDE_NR + x] = src[k * bk + (x - l) * bj];
+            l = l1;
         }
     }
 }
@@ -527,10 +623,11 @@ static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t
 }
 
 /* C[M, N] (row stride ldc, unit column stride) = op(A) op(B) on nt
- * threads, A with a unit stride (ak 1: read in place; else ai 1: packed);
- * 0 when done, -1 when out of memory for the packed panels. */
-static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
-                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
+ * threads, A with a unit stride (ak 1: read in place; else ai 1: packed),
+ * op(B) the nseg segments B side by side, of N columns in all (none
+ * empty); 0 when done, -1 when out of memory for the packed panels. */
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const wide_seg *B,
+                         int nseg, float *C, int64_t ldc, int nt) {
     const int64_t np = (N + WIDE_NR - 1) / WIDE_NR, nblk = (M + WIDE_MR - 1) / WIDE_MR;
     const int64_t kcmax = K < WIDE_KC ? K : WIDE_KC;
     const int packed = ak != 1;
@@ -543,7 +640,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         const int64_t ib0 = nblk * team_t / team_n, ib1 = nblk * (team_t + 1) / team_n;
         for (int64_t p0 = 0; p0 < K; p0 += WIDE_KC) {
             const int64_t kc = K - p0 < WIDE_KC ? K - p0 : WIDE_KC;
-            wide_pack_b(buf, B, bk, bj, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n);
+            wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n);
             WEFT_TEAM_BARRIER();
             for (int64_t ib = ib0; ib < ib1; ib++) {
                 const int64_t i = ib * WIDE_MR;
@@ -572,9 +669,9 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { (void)g; (void)es; re
 #define rows_f32(...) ((void)0)
 #define rows_f64(...) ((void)0)
 static int have_avx512(void) { return 0; }
-static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B,
-                         int64_t bk, int64_t bj, float *C, int64_t ldc, int nt) {
-    (void)M, (void)N, (void)K, (void)A, (void)ai, (void)ak, (void)B, (void)bk, (void)bj, (void)C, (void)ldc, (void)nt;
+static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const wide_seg *B,
+                         int nseg, float *C, int64_t ldc, int nt) {
+    (void)M, (void)N, (void)K, (void)A, (void)ai, (void)ak, (void)B, (void)nseg, (void)C, (void)ldc, (void)nt;
     return -1; /* never called: have_avx512() is 0 */
 }
 #endif

@@ -141,7 +141,9 @@ static inline int weft_kernel_threads(const weft_kctx *ctx, int64_t rows, int64_
 #endif
 
 /* A matrix product, packed or not (for cost estimates and reports). */
-static inline int weft_op_is_product(int op) { return op == WEFT_OP_matmul || op == WEFT_OP_matmul_packed; }
+static inline int weft_op_is_product(int op) {
+    return op == WEFT_OP_matmul || op == WEFT_OP_matmul_packed || op == WEFT_OP_matmul_cat;
+}
 
 /* Inputs of a node run in bands at most: one bit each in weft_op_rows's
  * *whole (core/rows.c and the executor size their arrays by it). */
@@ -157,6 +159,12 @@ int64_t weft_op_rows(const weft_graph *g, int i, uint32_t *whole);
 /* Whether an [m x k] x [k x n] product of this dtype runs faster as
  * matmul_packed (ops/matmul.c): the pass `pack` asks before rewriting. */
 int weft_packed_gemm_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k);
+/* Whether an [m x k] x [k x n] product whose right operand is a concat of
+ * columns reads the parts where they are (matmul_cat, ops/matmul.c) rather
+ * than copying them: the pass `concat-operand` asks before rewriting.  At
+ * most WEFT_MATMUL_CAT_MAX_PARTS parts. */
+int weft_matmul_cat_pays(weft_dtype dt, int64_t m, int64_t n, int64_t k);
+#define WEFT_MATMUL_CAT_MAX_PARTS 8
 
 /* Shape rules shared by op families (ops/shape_rules.c). */
 weft_status weft_infer_same_float(const weft_graph *g, const weft_node *in, int n,

@@ -619,6 +619,75 @@ Test(compile, large_f32_products_match_f64_sums) {
         }
 }
 
+/* A large f32 product whose right operand is a concat of columns (a
+ * weight gradient's [x | h | 1]) reads the parts where they are
+ * (matmul_cat, pass concat-operand, with AVX-512): parts 45 columns of a
+ * wider input, 100 contiguous, a ones column and 20 transposed (unit row
+ * stride), so panels of 32 columns straddle them, at two depths around the
+ * KC block, A as is and transposed: against f64 sums, and 1 against 2
+ * threads bitwise. */
+Test(compile, products_of_concat_operands_match_f64_sums) {
+    static const int64_t shapes[][2] = {{300, 700}, {130, 513}}; /* M, K */
+    const int64_t w[4] = {45, 100, 1, 20}, N = 166;
+    for (int c = 0; c < 2; c++)
+        for (int ta = 0; ta < 2; ta++) {
+            const int64_t M = shapes[c][0], K = shapes[c][1];
+            model m = {0};
+            m.g = weft_graph_new();
+            weft_node a = weft_input(m.g, "a", WEFT_F32, ta ? S(K, M) : S(M, K));
+            weft_node b0 = weft_input(m.g, "b0", WEFT_F32, S(K, 50)), b1 = weft_input(m.g, "b1", WEFT_F32, S(K, 100));
+            weft_node b3 = weft_input(m.g, "b3", WEFT_F32, S(20, K));
+            const int perm[2] = {1, 0};
+            weft_node parts[4] = {weft_slice(m.g, b0, 1, 5, 50), b1, weft_ones(m.g, S(K, 1), WEFT_F32),
+                                  weft_transpose(m.g, b3, perm)};
+            m.outs[m.n_outs++] = weft_matmul(m.g, a, weft_concat(m.g, parts, 4, 1), ta, 0);
+            feed_random(&m, a, (uint64_t)(7 + c * 2 + ta));
+            feed_random(&m, b0, (uint64_t)(17 + c * 2 + ta));
+            feed_random(&m, b1, (uint64_t)(27 + c * 2 + ta));
+            feed_random(&m, b3, (uint64_t)(37 + c * 2 + ta));
+            const float *A = m.data[0], *B0 = m.data[1], *B1 = m.data[2], *B3 = m.data[3];
+            float *got[2];
+            for (int t = 0; t < 2; t++) {
+                weft_set_threads(t + 1);
+                weft_compile_options serial = {.inter_op = -1, .verify = 1};
+                weft_exec *e = compiled(&m, &serial);
+                const weft_graph *g = weft_exec_graph(e);
+                int cats = 0;
+                for (int i = 0; i < weft_graph_node_count(g); i++)
+                    cats += weft_node_op_name(g, i) && !strcmp(weft_node_op_name(g, i), "matmul_cat");
+                if (__builtin_cpu_supports("avx512f")) cr_assert_eq(cats, 1, "matmul_cat nodes: %d", cats);
+                feed(&m, e);
+                cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+                got[t] = malloc((size_t)(M * N) * sizeof(float));
+                cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * N) * sizeof(float)), WEFT_OK);
+                weft_exec_free(e);
+            }
+            weft_set_threads(0);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                    double sum = 0, mag = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        double x = ta ? A[k * M + i] : A[i * K + k], y;
+                        if (j < w[0]) y = B0[k * 50 + 5 + j];
+                        else if (j < w[0] + w[1]) y = B1[k * 100 + j - w[0]];
+                        else if (j == w[0] + w[1]) y = 1;
+                        else y = B3[(j - w[0] - w[1] - w[2]) * K + k];
+                        sum += x * y;
+                        mag += fabs(x * y);
+                    }
+                    double d = fabs((double)got[0][i * N + j] - sum);
+                    if (d > 1e-5 * mag + 1e-30)
+                        cr_assert_fail("[%lld x %lld] ta=%d: C[%lld][%lld] = %.9g, f64 sum %.9g", (long long)M,
+                                       (long long)K, ta, (long long)i, (long long)j, got[0][i * N + j], sum);
+                }
+            cr_assert(!memcmp(got[0], got[1], (size_t)(M * N) * sizeof(float)), "[%lld x %lld] ta=%d: 2 threads differ from 1",
+                      (long long)M, (long long)K, ta);
+            free(got[0]);
+            free(got[1]);
+            model_free(&m);
+        }
+}
+
 /* Plain BLIS products bitwise the same on 1 and 2 threads, at shapes where
  * BLIS's small-matrix path gave other bits with 2 threads (weft turns that
  * path off): [M x K] x [257 x K]^T and [M x K] x [7 x K]^T. */

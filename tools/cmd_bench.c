@@ -61,7 +61,7 @@ static int print_profile(weft_exec *p, int iters) {
         char tags[16]; /* where it runs: the backward, a row band */
         snprintf(tags, sizeof tags, "%s%s", weft_node_is_backward(g, i) ? " (bwd)" : "",
                  weft_exec_in_band(p, i) ? " band" : "");
-        if (!strcmp(op, "matmul") || !strcmp(op, "matmul_packed")) {
+        if (!strcmp(op, "matmul") || !strcmp(op, "matmul_packed") || !strcmp(op, "matmul_cat")) {
             weft_node in[2];
             weft_node_inputs(g, i, in, 2);
             weft_shape a = weft_node_shape(g, in[0]);
