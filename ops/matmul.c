@@ -219,9 +219,14 @@ weft_status weft_matmul_cat_kernel(weft_tensor *out, const weft_tensor *in, int 
     int64_t at = 0;
     for (int q = 1; q < n; q++) {
         const weft_tensor *P = &in[q];
-        for (int64_t r = 0; r < K; r++)
-            for (int64_t c = 0; c < P->shape.dim[1]; c++)
-                memcpy(buf + (size_t)(r * N + at + c) * es, (const char *)P->data + (size_t)(r * P->stride[0] + c * P->stride[1]) * es, es);
+        const int64_t w = P->shape.dim[1];
+        for (int64_t r = 0; r < K; r++) {
+            char *d = buf + (size_t)(r * N + at) * es;
+            const char *src = (const char *)P->data + (size_t)(r * P->stride[0]) * es;
+            if (P->stride[1] == 1 || w == 1) memcpy(d, src, (size_t)w * es); /* a row at once */
+            else
+                for (int64_t c = 0; c < w; c++) memcpy(d + (size_t)c * es, src + (size_t)(c * P->stride[1]) * es, es);
+        }
         at += P->shape.dim[1];
     }
     weft_tensor two[2] = {in[0], {.data = buf, .dtype = out->dtype, .shape = WEFT_SHAPE(K, N), .stride = {N, 1}}};

@@ -630,17 +630,20 @@ Test(compile, products_of_concat_operands_match_f64_sums) {
     static const int64_t shapes[][2] = {{300, 700}, {130, 513}}; /* M, K */
     const int64_t w[4] = {45, 100, 1, 20}, N = 166;
     for (int c = 0; c < 2; c++)
-        for (int ta = 0; ta < 2; ta++) {
+        for (int v = 0; v < 3; v++) {
+            /* v 2: A a row broadcast down M rows (stride 0): the kernel
+             * copies the parts side by side and runs matmul instead */
+            const int ta = v == 1, bc = v == 2;
             const int64_t M = shapes[c][0], K = shapes[c][1];
             model m = {0};
             m.g = weft_graph_new();
-            weft_node a = weft_input(m.g, "a", WEFT_F32, ta ? S(K, M) : S(M, K));
+            weft_node a = weft_input(m.g, "a", WEFT_F32, bc ? S(1, K) : ta ? S(K, M) : S(M, K));
             weft_node b0 = weft_input(m.g, "b0", WEFT_F32, S(K, 50)), b1 = weft_input(m.g, "b1", WEFT_F32, S(K, 100));
             weft_node b3 = weft_input(m.g, "b3", WEFT_F32, S(20, K));
             const int perm[2] = {1, 0};
             weft_node parts[4] = {weft_slice(m.g, b0, 1, 5, 50), b1, weft_ones(m.g, S(K, 1), WEFT_F32),
                                   weft_transpose(m.g, b3, perm)};
-            m.outs[m.n_outs++] = weft_matmul(m.g, a, weft_concat(m.g, parts, 4, 1), ta, 0);
+            m.outs[m.n_outs++] = weft_matmul(m.g, bc ? weft_broadcast(m.g, a, S(M, K)) : a, weft_concat(m.g, parts, 4, 1), ta, 0);
             feed_random(&m, a, (uint64_t)(7 + c * 2 + ta));
             feed_random(&m, b0, (uint64_t)(17 + c * 2 + ta));
             feed_random(&m, b1, (uint64_t)(27 + c * 2 + ta));
@@ -667,7 +670,7 @@ Test(compile, products_of_concat_operands_match_f64_sums) {
                 for (int64_t j = 0; j < N; j++) {
                     double sum = 0, mag = 0;
                     for (int64_t k = 0; k < K; k++) {
-                        double x = ta ? A[k * M + i] : A[i * K + k], y;
+                        double x = bc ? A[k] : ta ? A[k * M + i] : A[i * K + k], y;
                         if (j < w[0]) y = B0[k * 50 + 5 + j];
                         else if (j < w[0] + w[1]) y = B1[k * 100 + j - w[0]];
                         else if (j == w[0] + w[1]) y = 1;
