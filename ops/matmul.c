@@ -44,6 +44,13 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
 static int wide_gemm_pays(int64_t m, int64_t n, int64_t k) {
     return have_avx512() && (double)m * (double)n * (double)k >= WEFT_GEMM_PAR_MIN;
 }
+/* Whether op(A) [m x k] (element (i, k) at A[i*ai + k*ak], strides as
+ * operand() leaves them) times a [k x n] operand, into an output with
+ * column stride csc, runs on that driver: f32, unit output columns, A with
+ * a unit stride, and large enough. */
+static int wide_runs(weft_dtype dt, int64_t m, int64_t n, int64_t k, int64_t ai, int64_t ak, int64_t csc) {
+    return dt == WEFT_F32 && csc == 1 && (ai == 1 || ak == 1) && wide_gemm_pays(m, n, k);
+}
 
 weft_status weft_matmul_infer(const weft_graph *g, const weft_node *in, int n, weft_attr *attr,
                               weft_shape *shape, weft_dtype *dtype) {
@@ -115,7 +122,7 @@ weft_status weft_matmul_kernel(weft_tensor *out, const weft_tensor *in, int n,
     /* element (i, k) of op(A) at A[i*ai + k*ak], (k, j) of op(B) at B[k*bk + j*bj] */
     const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa, bk = tb ? csb : rsb, bj = tb ? rsb : csb;
     int oom = 0;
-    if (out->dtype == WEFT_F32 && csc == 1 && (ai == 1 || ak == 1) && wide_gemm_pays(m, nn, k)) {
+    if (wide_runs(out->dtype, m, nn, k, ai, ak, csc)) {
         const wide_seg b = {B, bk, bj, nn};
         oom = wide_gemm_f32(m, nn, k, A, ai, ak, &b, 1, out->data, rsc, single ? 1 : omp_get_max_threads()) != 0;
     } else {
@@ -200,39 +207,31 @@ weft_status weft_matmul_cat_kernel(weft_tensor *out, const weft_tensor *in, int 
                                    const weft_kctx *ctx) {
     const int ta = attr->i[0] != 0;
     const int64_t m = out->shape.dim[0], N = out->shape.dim[1], K = in[0].shape.dim[ta ? 0 : 1];
-    const int64_t ai = ta ? in[0].stride[1] : in[0].stride[0], ak = ta ? in[0].stride[0] : in[0].stride[1];
-    if (out->dtype == WEFT_F32 && (out->stride[1] == 1 || N == 1) && m > 1 && K > 1 && (ai == 1 || ak == 1) &&
-        ai > 0 && ak > 0 && wide_gemm_pays(m, N, K)) {
+    inc_t rsa, csa;
+    void *ta_buf;
+    const float *A = operand(&in[0], &rsa, &csa, &ta_buf);
+    if (!A) return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for an operand copy");
+    const int64_t ai = ta ? csa : rsa, ak = ta ? rsa : csa;
+    if (wide_runs(out->dtype, m, N, K, ai, ak, N == 1 ? 1 : out->stride[1])) {
         wide_seg seg[WEFT_MATMUL_CAT_MAX_PARTS];
         int ns = 0;
-        for (int q = 1; q < n; q++)
+        for (int q = 1; q < n; q++) /* none empty; N > 0, so one at least */
             if (in[q].shape.dim[1] > 0) seg[ns++] = (wide_seg){in[q].data, in[q].stride[0], in[q].stride[1], in[q].shape.dim[1]};
-        if (ns && wide_gemm_f32(m, N, K, in[0].data, ai, ak, seg, ns, out->data, out->stride[0],
-                                gemm_single(ctx, m, N, K) ? 1 : omp_get_max_threads()))
-            return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for packing B");
-        if (ns) return WEFT_OK;
+        int oom = wide_gemm_f32(m, N, K, A, ai, ak, seg, ns, out->data, out->stride[0],
+                                gemm_single(ctx, m, N, K) ? 1 : omp_get_max_threads());
+        free(ta_buf);
+        return oom ? weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for packing B") : WEFT_OK;
     }
-    /* elsewhere: the parts side by side in a buffer, then matmul */
-    const size_t es = weft_dtype_size(out->dtype);
-    char *buf = malloc((size_t)(K * N) * es + 1);
-    if (!buf) return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for its right operand");
-    int64_t at = 0;
-    for (int q = 1; q < n; q++) {
-        const weft_tensor *P = &in[q];
-        const int64_t w = P->shape.dim[1];
-        for (int64_t r = 0; r < K; r++) {
-            char *d = buf + (size_t)(r * N + at) * es;
-            const char *src = (const char *)P->data + (size_t)(r * P->stride[0]) * es;
-            if (P->stride[1] == 1 || w == 1) memcpy(d, src, (size_t)w * es); /* a row at once */
-            else
-                for (int64_t c = 0; c < w; c++) memcpy(d + (size_t)c * es, src + (size_t)(c * P->stride[1]) * es, es);
-        }
-        at += P->shape.dim[1];
-    }
-    weft_tensor two[2] = {in[0], {.data = buf, .dtype = out->dtype, .shape = WEFT_SHAPE(K, N), .stride = {N, 1}}};
-    weft_attr ma = {.i = {ta, 0}};
-    weft_status st = weft_matmul_kernel(out, two, 2, &ma, ctx);
-    free(buf);
+    free(ta_buf);
+    /* elsewhere: the parts side by side in a buffer (the concat's own
+     * kernel), then matmul */
+    weft_tensor two[2] = {in[0], {.dtype = out->dtype, .shape = WEFT_SHAPE(K, N), .stride = {N, 1}}};
+    if (!(two[1].data = malloc((size_t)(K * N) * weft_dtype_size(out->dtype) + 1)))
+        return weft_error(WEFT_ERR_NOMEM, "matmul_cat: out of memory for its right operand");
+    const weft_attr ca = {.i = {1}}, ma = {.i = {ta, 0}};
+    weft_status st = weft_concat_kernel(&two[1], in + 1, n - 1, &ca, ctx);
+    if (!st) st = weft_matmul_kernel(out, two, 2, &ma, ctx);
+    free(two[1].data);
     return st;
 }
 
@@ -529,17 +528,14 @@ static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a
                                     int64_t rs) {
     const __mmask16 m = (__mmask16)((1u << R) - 1);
     if (w == 1) { /* the ones column: four chains over k, not one FMA's latency per k */
-        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         int64_t k = 0;
-        for (; k + 4 <= kc; k += 4) {
-            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k * R), _mm512_set1_ps(b[k * WIDE_NR]), s0);
-            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + 1) * R), _mm512_set1_ps(b[(k + 1) * WIDE_NR]), s1);
-            s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + 2) * R), _mm512_set1_ps(b[(k + 2) * WIDE_NR]), s2);
-            s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + 3) * R), _mm512_set1_ps(b[(k + 3) * WIDE_NR]), s3);
-        }
-        for (; k < kc; k++) s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k * R), _mm512_set1_ps(b[k * WIDE_NR]), s0);
+        for (; k + 4 <= kc; k += 4)
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++)
+                acc[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + u) * R), _mm512_set1_ps(b[(k + u) * WIDE_NR]), acc[u]);
+        for (; k < kc; k++) acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k * R), _mm512_set1_ps(b[k * WIDE_NR]), acc[0]);
         float t[16];
-        _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+        _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         for (int r = 0; r < R; r++) c[r * rs] = beta1 ? c[r * rs] + t[r] : t[r];
         return;
     }

@@ -349,6 +349,40 @@ Test(compile, the_step_outputs_are_stacked_once) {
     }
 }
 
+/* What fusion made of a one-layer model with batch 3 and H 6, counted
+ * in its compiled graph. */
+typedef struct {
+    int multi;            /* forward kernels with several outputs */
+    int concat_groups;    /* kernels that are a concat (a backward step's gate gradients) */
+    int twins;            /* kernels that are two concats sharing values (a GRU's) */
+    int sigmoid_kernels;  /* forward kernels computing a sigmoid */
+    int bwd_step_kernels; /* backward kernels of a step's [B, H] values (dh, dc) or its gates' */
+    int stacks;           /* stacks of whole backward kernels */
+    int lone_sigmoid, lone_tanh;
+    int concats_bwd;      /* per-step gate-gradient concats left as copies */
+} fusion_counts;
+
+static fusion_counts count_fusion(const weft_graph *g) {
+    fusion_counts c = {0};
+    for (int i = 0; i < weft_graph_node_count(g); i++) {
+        const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
+        if (!op) continue;
+        const int fused = !strcmp(op, "fused"), bwd = weft_node_is_backward(g, i);
+        if (fused && note && strstr(note, "outputs side by side: the concat")) c.concat_groups++;
+        else if (fused && note && strstr(note, "outputs (fuse)")) c.multi++;
+        c.twins += fused && note && strstr(note, "two concats sharing values");
+        c.sigmoid_kernels += fused && note && strstr(note, "sigmoid") && !bwd;
+        weft_shape sh = weft_node_shape(g, i);
+        c.bwd_step_kernels += bwd && sh.ndim == 2 && sh.dim[0] == 3 && sh.dim[1] % 6 == 0 && strcmp(op, "slice") &&
+                              strcmp(op, "reshape") && strcmp(op, "matmul_packed") && strcmp(op, "matmul");
+        c.stacks += !strcmp(op, "concat") && note && strstr(note, "the stacked kernels");
+        c.lone_sigmoid += !strcmp(op, "sigmoid");
+        c.lone_tanh += !strcmp(op, "tanh");
+        c.concats_bwd += !strcmp(op, "concat") && bwd && sh.dim[0] == 3;
+    }
+    return c;
+}
+
 /* What fusion makes of an LSTM step, counted in the compiled graph: each
  * forward step's gate sums, nonlinearities and state update are one fused
  * kernel with several outputs (the state and the activations the backward
@@ -361,42 +395,23 @@ Test(compile, the_step_outputs_are_stacked_once) {
 Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
     model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F64);
     weft_exec *p = compiled(&m, NULL);
-    const weft_graph *g = weft_exec_graph(p);
-    int multi = 0, concat_groups = 0, lone_sigmoid = 0, lone_tanh = 0, concats_bwd = 0, sigmoid_kernels = 0;
-    int bwd_step_kernels = 0, stacks = 0;
-    for (int i = 0; i < weft_graph_node_count(g); i++) {
-        const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
-        if (!op) continue;
-        if (!strcmp(op, "fused") && note && strstr(note, "outputs side by side: the concat")) concat_groups++;
-        else if (!strcmp(op, "fused") && note && strstr(note, "outputs (fuse)")) multi++;
-        sigmoid_kernels += !strcmp(op, "fused") && note && strstr(note, "sigmoid") && !weft_node_is_backward(g, i);
-        /* backward kernels of a step's [B, H] values (dh, dc) or the gates' */
-        weft_shape sh = weft_node_shape(g, i);
-        bwd_step_kernels += weft_node_is_backward(g, i) && sh.ndim == 2 && sh.dim[0] == 3 && sh.dim[1] % 6 == 0 &&
-                            strcmp(op, "slice") && strcmp(op, "reshape") && strcmp(op, "matmul_packed") &&
-                            strcmp(op, "matmul");
-        stacks += !strcmp(op, "concat") && note && strstr(note, "the stacked kernels");
-        lone_sigmoid += !strcmp(op, "sigmoid");
-        lone_tanh += !strcmp(op, "tanh");
-        /* [B, 4H] stacks of gate gradients left as copies */
-        concats_bwd += !strcmp(op, "concat") && weft_node_is_backward(g, i) && weft_node_shape(g, i).dim[0] == 3;
-    }
+    const fusion_counts c = count_fusion(weft_exec_graph(p));
     /* T = 5 steps: one multi-output kernel each (the last step's c is not
      * read again, so it has fewer outputs, but still several) */
-    cr_assert_eq(multi, 5, "multi-output gate kernels: %d", multi);
+    cr_assert_eq(c.multi, 5, "multi-output gate kernels: %d", c.multi);
     /* backward steps 1..4 (h0 is zeros: step 0's dh is not needed, but its
      * gate gradients are) */
-    cr_assert_eq(concat_groups, 5, "gate-gradient kernels: %d", concat_groups);
-    cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
+    cr_assert_eq(c.concat_groups, 5, "gate-gradient kernels: %d", c.concat_groups);
+    cr_assert_eq(c.concats_bwd, 0, "per-step gate-gradient concats left: %d", c.concats_bwd);
     /* dh = dh' + dy and dc join the gate gradients' kernel: one kernel per
      * backward step, writing dc after the gate gradients' columns; the
      * weight-gradient GEMM's stack is then of whole kernels (planned in
      * place), its gate-gradient columns a view */
-    cr_assert_eq(bwd_step_kernels, 5, "backward step kernels: %d, not one per step", bwd_step_kernels);
-    cr_assert_eq(stacks, 1, "stacks of whole backward kernels: %d", stacks);
-    cr_assert_eq(sigmoid_kernels, 5, "forward kernels computing gates: %d, not one per step", sigmoid_kernels);
-    cr_assert_eq(lone_sigmoid, 0, "sigmoids on their own: %d", lone_sigmoid);
-    cr_assert_eq(lone_tanh, 0, "tanh on their own: %d", lone_tanh);
+    cr_assert_eq(c.bwd_step_kernels, 5, "backward step kernels: %d, not one per step", c.bwd_step_kernels);
+    cr_assert_eq(c.stacks, 1, "stacks of whole backward kernels: %d", c.stacks);
+    cr_assert_eq(c.sigmoid_kernels, 5, "forward kernels computing gates: %d, not one per step", c.sigmoid_kernels);
+    cr_assert_eq(c.lone_sigmoid, 0, "sigmoids on their own: %d", c.lone_sigmoid);
+    cr_assert_eq(c.lone_tanh, 0, "tanh on their own: %d", c.lone_tanh);
     weft_exec_free(p);
     model_free(&m);
 }
@@ -411,23 +426,11 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
 Test(compile, gru_backward_step_is_one_kernel) {
     model m = rnn_model("gru", 1, 0, 0, 0, WEFT_F64);
     weft_exec *p = compiled(&m, NULL);
-    const weft_graph *g = weft_exec_graph(p);
-    int twins = 0, bwd_step_kernels = 0, concats_bwd = 0, stacks = 0;
-    for (int i = 0; i < weft_graph_node_count(g); i++) {
-        const char *op = weft_node_op_name(g, i), *note = weft_node_note(g, i);
-        if (!op) continue;
-        weft_shape sh = weft_node_shape(g, i);
-        twins += !strcmp(op, "fused") && note && strstr(note, "two concats sharing values");
-        bwd_step_kernels += weft_node_is_backward(g, i) && sh.ndim == 2 && sh.dim[0] == 3 && sh.dim[1] % 6 == 0 &&
-                            strcmp(op, "slice") && strcmp(op, "reshape") && strcmp(op, "matmul_packed") &&
-                            strcmp(op, "matmul");
-        concats_bwd += !strcmp(op, "concat") && weft_node_is_backward(g, i) && sh.dim[0] == 3;
-        stacks += !strcmp(op, "concat") && note && strstr(note, "the stacked kernels");
-    }
-    cr_assert_eq(twins, 5, "kernels writing both gate-gradient concats: %d", twins);
-    cr_assert_eq(bwd_step_kernels, 5, "backward step kernels: %d, not one per step", bwd_step_kernels);
-    cr_assert_eq(concats_bwd, 0, "per-step gate-gradient concats left: %d", concats_bwd);
-    cr_assert_eq(stacks, 1, "stacks of whole backward kernels: %d", stacks);
+    const fusion_counts c = count_fusion(weft_exec_graph(p));
+    cr_assert_eq(c.twins, 5, "kernels writing both gate-gradient concats: %d", c.twins);
+    cr_assert_eq(c.bwd_step_kernels, 5, "backward step kernels: %d, not one per step", c.bwd_step_kernels);
+    cr_assert_eq(c.concats_bwd, 0, "per-step gate-gradient concats left: %d", c.concats_bwd);
+    cr_assert_eq(c.stacks, 1, "stacks of whole backward kernels: %d", c.stacks);
     weft_exec_free(p);
     model_free(&m);
 }
@@ -631,8 +634,8 @@ Test(compile, products_of_concat_operands_match_f64_sums) {
     const int64_t w[4] = {45, 100, 1, 20}, N = 166;
     for (int c = 0; c < 2; c++)
         for (int v = 0; v < 3; v++) {
-            /* v 2: A a row broadcast down M rows (stride 0): the kernel
-             * copies the parts side by side and runs matmul instead */
+            /* v 2: A a row broadcast down M rows (stride 0), which the
+             * kernel copies to unit strides first, as matmul does */
             const int ta = v == 1, bc = v == 2;
             const int64_t M = shapes[c][0], K = shapes[c][1];
             model m = {0};
