@@ -352,20 +352,35 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
         for (int64_t r_ = (w); r_ < (W); r_++) d_[r_] = 0;                     \
     }
 
-/* Pack op(B) (element (k, j) at B[k*sk + j*sj]) panel by panel; the panels
- * are shared among the threads. */
+/* Pack op(B) (element (k, j) at B[k*sk + j*sj]); the panels are shared
+ * among the threads.  With unit column stride (B's rows contiguous, as
+ * the backward's W [G*H, H] is) a thread walks its panels row by row: a
+ * panel at a time walked down a column of rows whose pitch is near a
+ * power of two (row 5's 1025 floats) used half of each line it fetched
+ * and lost the other half (the next panel's) to set conflicts: row 5's
+ * backward pack took 2.0-2.3 ms, now 0.7 (the transposed forward's
+ * 0.5-0.7; `weft bench --profile`; blocks of 8 rows timed 0.4-1.0).
+ * Otherwise panel by panel, each run of kc rows read across its lines. */
 #define PACK_B(T)                                                              \
     do {                                                                       \
         const T *B = in[0].data;                                               \
         T *P = packed_base(out->data);                                         \
         WEFT_TEAM(weft_kernel_threads(ctx, np, K * N),                         \
-        for (int64_t j = np * team_t / team_n; j < np * (team_t + 1) / team_n; j++) { \
-            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
-                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
-                T *q = P + p0 * np * gm.nr + j * kc * gm.nr;                   \
-                const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
-                PACK_PANEL(T, q, B + p0 * sk + j * gm.nr * sj, sk, sj, kc, nr, gm.nr); \
-            }                                                                  \
+        const int64_t j0 = np * team_t / team_n, j1 = np * (team_t + 1) / team_n; \
+        for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                            \
+            const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;                \
+            T *q = P + p0 * np * gm.nr;                                        \
+            if (sj == 1)                                                       \
+                for (int64_t k = 0; k < kc; k++)                               \
+                    for (int64_t j = j0; j < j1; j++) {                        \
+                        const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
+                        PACK_PANEL(T, q + j * kc * gm.nr + k * gm.nr, B + (p0 + k) * sk + j * gm.nr, 0, 1, 1, nr, gm.nr); \
+                    }                                                          \
+            else                                                               \
+                for (int64_t j = j0; j < j1; j++) {                            \
+                    const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
+                    PACK_PANEL(T, q + j * kc * gm.nr, B + p0 * sk + j * gm.nr * sj, sk, sj, kc, nr, gm.nr); \
+                }                                                              \
         });                                                                    \
     } while (0)
 
