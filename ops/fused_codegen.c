@@ -122,16 +122,22 @@ static void cache_dir(char *dir, size_t cap) {
 }
 
 /* The target the interpreter's clones would pick on this CPU (valgrind, for
- * one, hides AVX-512: code built for it would not run there). */
-static const char *target_flag(void) {
+ * one, hides AVX-512: code built for it would not run there), and the
+ * vector width: GCC's x86-64-v4 prefers 256-bit vectors, and the kernels
+ * (lanes independent: the same bits at any width) ran 15% faster on
+ * 512 (a GRU forward step's program, 64 x 128, 20.2 -> 17.1 us). */
+static void target_flags(const char *f[2]) {
+    f[0] = f[1] = "-O2"; /* the baseline: a repeat of -O2 stands for no flag */
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
-        return "-march=x86-64-v4";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "-march=x86-64-v3";
+        __builtin_cpu_supports("avx512dq")) {
+        f[0] = "-march=x86-64-v4";
+        f[1] = "-mprefer-vector-width=512";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        f[0] = "-march=x86-64-v3";
+    }
 #endif
-    return "-O2"; /* the baseline: a repeat of -O2 stands for no target flag */
 }
 
 /* weft's own flags for its elementwise files (CMakeLists.txt), as a library. */
@@ -139,8 +145,8 @@ static const char *target_flag(void) {
 static const char *const cc_flags[] = {CC_FLAGS};
 
 /* Run the compiler on src, writing lib; its messages go to log. */
-static int run_cc(const char *cc, const char *target, const char *src, const char *lib, const char *log) {
-    char *argv[] = {(char *)cc, (char *)target, CC_FLAGS, "-o", (char *)lib, (char *)src, NULL};
+static int run_cc(const char *cc, const char *const target[2], const char *src, const char *lib, const char *log) {
+    char *argv[] = {(char *)cc, (char *)target[0], (char *)target[1], CC_FLAGS, "-o", (char *)lib, (char *)src, NULL};
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa)) return -1;
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -209,7 +215,8 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
         snprintf(r->codegen_note, sizeof r->codegen_note, "off (cannot read %s)", WEFT_OPS_DIR "/fastmath.h");
         goto done;
     }
-    const char *target = target_flag(), *cc = getenv("WEFT_CC");
+    const char *target[2], *cc = getenv("WEFT_CC");
+    target_flags(target);
     if (!cc || !*cc) cc = "cc";
     weft_text_put(&file, "/* weft: fused kernels, generated (ops/fused_codegen.c) */\n%s\n#include <tgmath.h>\ntypedef float T;\n",
         header);
@@ -219,7 +226,7 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     }
     if (file.failed) goto done;
     uint64_t h = fnv1a(14695981039346656037ull, file.s, file.n);
-    h = fnv1a(h, target, strlen(target));
+    for (int k = 0; k < 2; k++) h = fnv1a(h, target[k], strlen(target[k]) + 1);
     for (size_t k = 0; k < sizeof cc_flags / sizeof *cc_flags; k++) h = fnv1a(h, cc_flags[k], strlen(cc_flags[k]) + 1);
     cache_dir(dir, sizeof dir);
     if (ensure_dir(dir)) {
