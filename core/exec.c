@@ -117,8 +117,10 @@ static weft_exec *create(weft_graph *g, const weft_node *outputs, int n, int reu
     for (int b = 0; b < e->plan.n_blocks; b++) {
         /* 64 bytes of slack: BLIS 0.9's small-matrix kernels can read one
          * element past the end of A (flame/blis#821); zeros, so a stray
-         * read is never a NaN. */
-        if (!(e->blocks[b] = malloc(e->plan.block_bytes[b] + 64))) goto oom;
+         * read is never a NaN.  On a cache line: malloc's 16 bytes put
+         * every 64-byte vector of a large block across two lines. */
+        const size_t bytes = (e->plan.block_bytes[b] + 64 + 63) & ~(size_t)63;
+        if (!(e->blocks[b] = aligned_alloc(64, bytes))) goto oom;
         memset((char *)e->blocks[b] + e->plan.block_bytes[b], 0, 64);
     }
     /* Leaves point at graph storage; inputs and computed nodes at their block. */
