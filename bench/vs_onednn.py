@@ -1,0 +1,41 @@
+#!/usr/bin/python3
+"""weft against oneDNN's fused RNN primitive, nothing else: `weft bench` and
+build/bench_onednn (bench/onednn_rnn.c) alternating, ROUNDS times per row,
+each side's best and median ms per step and weft / oneDNN of both.  The
+issue's target is weft / oneDNN <= 1 on every row; on this shared machine
+only the ratios of one run mean anything.  (bench/compare_pytorch.py runs
+PyTorch too, which takes minutes; this takes one.)
+
+    /usr/bin/python3 bench/vs_onednn.py [--rounds 5] [--rows 0,1,2,3,4] [--threads 2]
+                                        [--iters 10] [--weft build/weft] [--onednn build/bench_onednn]
+"""
+import argparse, statistics
+
+from compare_pytorch import ROWS, onednn, weft
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weft", default="build/weft")
+    ap.add_argument("--onednn", default="build/bench_onednn")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rows", default="0,1,2,3,4")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    a = ap.parse_args()
+    print(f"ms per step, {a.threads} threads, {a.rounds} alternating rounds of {a.iters} iterations")
+    print("| row | cell T B I H | weft best / median | oneDNN best / median | weft / oneDNN best | median |")
+    print("|---|---|---|---|---|---|")
+    for r in (int(x) for x in a.rows.split(",")):
+        cell, T, B, I, H = ROWS[r]
+        w, d = [], []
+        for _ in range(a.rounds):
+            w.append(weft(a.weft, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"])
+            d.append(onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"])
+        wm, dm = statistics.median(w), statistics.median(d)
+        print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {min(w):.2f} / {wm:.2f} | {min(d):.2f} / {dm:.2f} "
+              f"| **{min(w) / min(d):.3f}** | {wm / dm:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
