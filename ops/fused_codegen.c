@@ -123,9 +123,9 @@ static void cache_dir(char *dir, size_t cap) {
 
 /* The target the interpreter's clones would pick on this CPU (valgrind, for
  * one, hides AVX-512: code built for it would not run there), and the
- * vector width: GCC's x86-64-v4 prefers 256-bit vectors, and the kernels
- * (lanes independent: the same bits at any width) ran 15% faster on
- * 512 (a GRU forward step's program, 64 x 128, 20.2 -> 17.1 us). */
+ * vector width: GCC's x86-64-v4 prefers 256-bit vectors; on 512 a GRU
+ * forward step's program (64 x 128, in L2) ran 20.2 -> 17.1 us, the
+ * LSTM's the same.  Lanes are independent: the same bits at any width. */
 static void target_flags(const char *f[2]) {
     f[0] = f[1] = "-O2"; /* the baseline: a repeat of -O2 stands for no flag */
 #if defined(__x86_64__)
