@@ -320,6 +320,7 @@ static weft_node stack_of_columns(weft_rw *rw, weft_node c, weft_node *stacks, i
 weft_status weft_pass_fuse(weft_rw *rw) {
     const weft_graph *s = rw->src;
     int n = s->n;
+    weft_status st = WEFT_OK;
     weft_node *root_of = malloc((size_t)(n ? n : 1) * sizeof *root_of); /* region root, or NONE */
     int *inside = calloc((size_t)(n ? n : 1), sizeof *inside);          /* users seen inside the region */
     weft_node *stack = malloc((size_t)(n ? n : 1) * sizeof *stack), *members = malloc((size_t)(n ? n : 1) * sizeof *members);
@@ -575,9 +576,10 @@ weft_status weft_pass_fuse(weft_rw *rw) {
         for (weft_node k = i; k != WEFT_NONE; k = next[k]) members[nm++] = k;
         emit(rw, root_of, coff, cons, members, nm, NULL, 0, i, s->nodes[i].shape);
     }
-    free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(twin); free(stacks); free(last_of); free(pad); free(coff); free(cons);
-    return WEFT_OK;
+    goto done;
 oom:
+    st = weft_error(WEFT_ERR_NOMEM, "fuse: out of memory");
+done:
     free(root_of); free(inside); free(stack); free(members); free(next); free(group); free(chain); free(twin); free(stacks); free(last_of); free(pad); free(coff); free(cons);
-    return weft_error(WEFT_ERR_NOMEM, "fuse: out of memory");
+    return st;
 }

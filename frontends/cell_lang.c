@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cell_lang.h"
+#include "text.h"
 
 static void cell_free(weft_cell *wc);
 static int cell_params(const weft_cell *wc, int64_t I, int64_t H, weft_cell_param *out);
@@ -425,41 +426,23 @@ weft_cell *weft_cell_load(const char *path) {
         weft_error(WEFT_ERR_ARG, "cell file: no path given");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    weft_text t = {0};
+    const int rc = weft_text_read(&t, path, CL_MAX_FILE); /* past it: enough to know it is too large */
+    if (rc == -1) {
         weft_error(WEFT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            if (cap > CL_MAX_FILE) break; /* enough to know it is too large */
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) {
+    if (t.failed) {
+        free(t.s);
         weft_error(WEFT_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
-    if (err) {
-        free(buf);
+    if (rc) {
+        free(t.s);
         weft_error(WEFT_ERR_IO, "%s: read error", path);
         return NULL;
     }
-    weft_cell *c = weft_cell_parse(buf, n, path);
-    free(buf);
+    weft_cell *c = weft_cell_parse(t.s ? t.s : "", t.n, path);
+    free(t.s);
     return c;
 }

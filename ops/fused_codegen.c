@@ -83,24 +83,6 @@ static int same_prog(const weft_fused_prog *a, const weft_fused_prog *b) {
     return !memcmp(a->out_ins, b->out_ins, sizeof a->out_ins);
 }
 
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = NULL;
-    long len = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
-    if (len >= 0 && !fseek(f, 0, SEEK_SET) && (s = malloc((size_t)len + 1))) {
-        if (fread(s, 1, (size_t)len, f) != (size_t)len) {
-            free(s);
-            s = NULL;
-        } else {
-            s[len] = 0;
-            *n = (size_t)len;
-        }
-    }
-    fclose(f);
-    return s;
-}
-
 /* mkdir -p for the last two components at most (~/.cache/weft). */
 static int ensure_dir(const char *dir) {
     if (!mkdir(dir, 0700) || errno == EEXIST) return 0;
@@ -180,8 +162,7 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
     int *first = malloc((size_t)(g->n_progs ? g->n_progs : 1) * sizeof *first); /* of each function */
     char **bodies = calloc((size_t)(g->n_progs ? g->n_progs : 1), sizeof *bodies);
     weft_text file = {0};
-    char *header = NULL, dir[3072], lib[4096], src[4096], log[4096];
-    size_t header_n = 0;
+    char dir[3072], lib[4096], src[4096], log[4096];
     int n_fn = 0;
     if (!fn_of || !bodies || !first) goto done;
     for (int i = 0; i < g->n_progs; i++) fn_of[i] = -1;
@@ -210,16 +191,15 @@ void weft_fused_codegen(weft_graph *g, int enable, struct weft_compile_report *r
         fn_of[id] = f;
     }
     if (!n_fn) goto done;
-    header = read_file(WEFT_OPS_DIR "/fastmath.h", &header_n);
-    if (!header) {
+    weft_text_put(&file, "/* weft: fused kernels, generated (ops/fused_codegen.c) */\n");
+    if (weft_text_read(&file, WEFT_OPS_DIR "/fastmath.h", (size_t)-1) < 0) {
         snprintf(r->codegen_note, sizeof r->codegen_note, "off (cannot read %s)", WEFT_OPS_DIR "/fastmath.h");
         goto done;
     }
     const char *target[2], *cc = getenv("WEFT_CC");
     target_flags(target);
     if (!cc || !*cc) cc = "cc";
-    weft_text_put(&file, "/* weft: fused kernels, generated (ops/fused_codegen.c) */\n%s\n#include <tgmath.h>\ntypedef float T;\n",
-        header);
+    weft_text_put(&file, "\n#include <tgmath.h>\ntypedef float T;\n");
     for (int f = 0; f < n_fn; f++) {
         weft_text_put(&file, "void weft_fk%d(int len, const T *const *src, T *const *out) {\n", f);
         weft_text_put(&file, "%s}\n", bodies[f]);
@@ -298,6 +278,5 @@ done:
     free(fn_of);
     free(first);
     free(file.s);
-    free(header);
     r->codegen_ms = weft_now_ms() - t0;
 }

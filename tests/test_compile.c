@@ -392,28 +392,40 @@ static fusion_counts count_fusion(const weft_graph *g) {
  * too (a sibling: h = o * tanh(c) reads both), so no sigmoid or tanh runs
  * in a kernel of its own; h itself, written straight into the output
  * stack, is the one product left outside. */
-Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
-    model m = rnn_model("lstm", 1, 0, 0, 0, WEFT_F64);
+/* What fusion makes of one layer of `cell` at T = 5, f64. */
+static fusion_counts fusion_of(const char *cell) {
+    model m = rnn_model(cell, 1, 0, 0, 0, WEFT_F64);
     weft_exec *p = compiled(&m, NULL);
     const fusion_counts c = count_fusion(weft_exec_graph(p));
+    weft_exec_free(p);
+    model_free(&m);
+    return c;
+}
+
+/* Each of the 5 backward steps one kernel, no per-step gate-gradient
+ * concat left, and the weight-gradient GEMMs' stack of whole kernels. */
+static void assert_one_kernel_per_backward_step(const fusion_counts *c) {
+    cr_assert_eq(c->concats_bwd, 0, "per-step gate-gradient concats left: %d", c->concats_bwd);
+    cr_assert_eq(c->bwd_step_kernels, 5, "backward step kernels: %d, not one per step", c->bwd_step_kernels);
+    cr_assert_eq(c->stacks, 1, "stacks of whole backward kernels: %d", c->stacks);
+}
+
+Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
+    const fusion_counts c = fusion_of("lstm");
     /* T = 5 steps: one multi-output kernel each (the last step's c is not
      * read again, so it has fewer outputs, but still several) */
     cr_assert_eq(c.multi, 5, "multi-output gate kernels: %d", c.multi);
     /* backward steps 1..4 (h0 is zeros: step 0's dh is not needed, but its
      * gate gradients are) */
     cr_assert_eq(c.concat_groups, 5, "gate-gradient kernels: %d", c.concat_groups);
-    cr_assert_eq(c.concats_bwd, 0, "per-step gate-gradient concats left: %d", c.concats_bwd);
     /* dh = dh' + dy and dc join the gate gradients' kernel: one kernel per
      * backward step, writing dc after the gate gradients' columns; the
      * weight-gradient GEMM's stack is then of whole kernels (planned in
      * place), its gate-gradient columns a view */
-    cr_assert_eq(c.bwd_step_kernels, 5, "backward step kernels: %d, not one per step", c.bwd_step_kernels);
-    cr_assert_eq(c.stacks, 1, "stacks of whole backward kernels: %d", c.stacks);
+    assert_one_kernel_per_backward_step(&c);
     cr_assert_eq(c.sigmoid_kernels, 5, "forward kernels computing gates: %d, not one per step", c.sigmoid_kernels);
     cr_assert_eq(c.lone_sigmoid, 0, "sigmoids on their own: %d", c.lone_sigmoid);
     cr_assert_eq(c.lone_tanh, 0, "tanh on their own: %d", c.lone_tanh);
-    weft_exec_free(p);
-    model_free(&m);
 }
 
 /* A GRU's backward step has two concats of gate gradients: [dr, dz, dn]
@@ -424,15 +436,9 @@ Test(compile, fusion_makes_one_kernel_per_step_and_direction) {
  * concat, and one stack of whole kernels that both weight gradients read
  * columns of. */
 Test(compile, gru_backward_step_is_one_kernel) {
-    model m = rnn_model("gru", 1, 0, 0, 0, WEFT_F64);
-    weft_exec *p = compiled(&m, NULL);
-    const fusion_counts c = count_fusion(weft_exec_graph(p));
+    const fusion_counts c = fusion_of("gru");
     cr_assert_eq(c.twins, 5, "kernels writing both gate-gradient concats: %d", c.twins);
-    cr_assert_eq(c.bwd_step_kernels, 5, "backward step kernels: %d, not one per step", c.bwd_step_kernels);
-    cr_assert_eq(c.concats_bwd, 0, "per-step gate-gradient concats left: %d", c.concats_bwd);
-    cr_assert_eq(c.stacks, 1, "stacks of whole backward kernels: %d", c.stacks);
-    weft_exec_free(p);
-    model_free(&m);
+    assert_one_kernel_per_backward_step(&c);
 }
 
 Test(compile, unknown_pass_is_an_error) {
