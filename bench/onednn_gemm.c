@@ -7,7 +7,8 @@
  * slices of wider inputs, as the executor hands it the operands.  Built as
  * build/bench_onednn_gemm when Debian's libdnnl-dev is found.
  *
- *     build/bench_onednn_gemm            (2 threads for all three)
+ *     build/bench_onednn_gemm [WORD]     (2 threads for all three; WORD:
+ *                                         only the products whose name has it)
  *
  * docs/performance.md, "Twelfth session" and "Thirteenth session". */
 #include <blis.h>
@@ -50,7 +51,7 @@ static int cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     weft_set_threads(2);
     /* weft's three large products of a step, rows 3 and 1: the input
      * projection x W_ih^T, the input gradient dG W_ih (dG read with the
@@ -77,6 +78,7 @@ int main(void) {
     printf("GFLOP/s, best and median of 11 alternating calls, 2 threads\n");
     printf("%-32s %15s %15s %15s | %s\n", "product", "BLIS", "oneDNN", "weft", "median / BLIS's: oneDNN, weft");
     for (size_t q = 0; q < sizeof s / sizeof *s; q++) {
+        if (argc > 1 && !strstr(s[q].name, argv[1])) continue;
         const long m = s[q].m, n = s[q].n, k = s[q].k;
         double tb[11], td[11], tw[11], worst = 0;
         rntm_t rntm = BLIS_RNTM_INITIALIZER;

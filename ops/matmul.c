@@ -442,15 +442,16 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 #define ROWS_TARGET __attribute__((target("avx512f")))
 /* The rows of one block: R rows of A (element (r, k) at a[k*ak + r*ar]:
  * packed as kc x R, or rows of A read in place), B as kc x NV registers
- * (a panel NV vectors wide), C rows at c + r*rs with unit column stride, or
+ * (a panel NV vectors wide, its rows bs elements apart), C rows at c + r*rs with unit column stride, or
  * through a scratch tile when the column stride is not 1.  R*NV
  * accumulators: R <= WEFT_ROWS_MAX with one vector, R <= WIDE_MR with two. */
 #define WEFT_ROWS_NV 2
-#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, 1, R, b, beta1, c, rs, cs); break;
+#define L_OF(b) (64 / (int64_t)sizeof(*(b))) /* a packed panel's row: one vector */
+#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, 1, R, b, L_OF(b), beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
                                                                          int64_t kc, const T *a, int64_t ar, \
-                                                                         int64_t ak, const T *b, int beta1, T *c, \
+                                                                         int64_t ak, const T *b, int64_t bs, int beta1, T *c, \
                                                                          int64_t rs, int64_t cs) { \
         enum { L = 64 / sizeof(T) }; /* lanes */                              \
         V acc[WEFT_ROWS_MAX][WEFT_ROWS_NV];                                    \
@@ -458,7 +459,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = ZERO(); \
         for (int64_t k = 0; k < kc; k++) {                                     \
             V bv[WEFT_ROWS_NV];                                                \
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] = LOADU(b + (k * NV + v) * L); \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] = LOADU(b + k * bs + v * L); \
             _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) {             \
                 const V x = SET1(a[k * ak + r * ar]);                          \
                 _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = FMADD(x, bv[v], acc[r][v]); \
@@ -490,7 +491,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
             ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
             ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
-        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, 1, WEFT_ROWS_MAX, b, beta1, c, rs, cs); break; \
+        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, 1, WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
@@ -512,7 +513,19 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
  * oneDNN's sgemm at 160-200 (bench/onednn_gemm.c).  This driver runs
  * them on the row-block kernel two vectors wide (WIDE_MR x 32: 24
  * accumulators), per WIDE_KC block of the depth:
- *   - the threads pack that block of B into 32-column panels together;
+ *   - the threads pack that block of B into 32-column panels together,
+ *     except, in a product with a transposed A (a weight gradient
+ *     dG^T [x | h | 1]), the panels that lie whole in one part with
+ *     contiguous rows (a full 32 columns, or a narrow last one): those the
+ *     kernel reads where they are, B's row stride apart.  A weight
+ *     gradient's B is the layer's inputs, T*B rows that come from memory
+ *     once, and packing them was a second pass over them and a barrier
+ *     per block: with every panel read in place there is no barrier at all
+ *     (in-situ, `bench/ab.py --kernels`, 3 rounds: the weight gradients of
+ *     rows 1, 3, 4 and 5 0.97, 0.92, 0.89 and 0.98x the time).  The
+ *     products against a weight (x W^T, dG W: a few hundred KB of B read
+ *     again by each of thousands of row blocks) stay packed: read in place
+ *     down B's rows, row 5's dx took 1.08x the time;
  *   - each thread takes its share of A's WIDE_MR-row blocks, and for each
  *     one runs every panel: the block of A (24 KB) stays in L1 while the
  *     panels stream from L2.  A is read in place when its rows are
@@ -538,8 +551,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
 #define WIDE_GROUP 4 /* row blocks of A packed together */
 
 /* C[R rows, w <= 16 columns] (+)= packed A block (kc x R) x the first w
- * columns of a packed B panel. */
-static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a, const float *b, int beta1, float *c,
+ * columns of a B panel whose rows are bs apart (a packed panel: WIDE_NR). */
+static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a, const float *b, int64_t bs, int beta1, float *c,
                                     int64_t rs) {
     const __mmask16 m = (__mmask16)((1u << R) - 1);
     if (w == 1) { /* the ones column: four chains over k, not one FMA's latency per k */
@@ -547,8 +560,8 @@ static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a
         int64_t k = 0;
         for (; k + 4 <= kc; k += 4)
             _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + u) * R), _mm512_set1_ps(b[(k + u) * WIDE_NR]), acc[u]);
-        for (; k < kc; k++) acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k * R), _mm512_set1_ps(b[k * WIDE_NR]), acc[0]);
+                acc[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + (k + u) * R), _mm512_set1_ps(b[(k + u) * bs]), acc[u]);
+        for (; k < kc; k++) acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k * R), _mm512_set1_ps(b[k * bs]), acc[0]);
         float t[16];
         _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         for (int r = 0; r < R; r++) c[r * rs] = beta1 ? c[r * rs] + t[r] : t[r];
@@ -558,7 +571,7 @@ static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a
     for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
         const __m512 x = _mm512_maskz_loadu_ps(m, a + k * R);
-        for (int64_t j = 0; j < w; j++) acc[j] = _mm512_fmadd_ps(x, _mm512_set1_ps(b[k * WIDE_NR + j]), acc[j]);
+        for (int64_t j = 0; j < w; j++) acc[j] = _mm512_fmadd_ps(x, _mm512_set1_ps(b[k * bs + j]), acc[j]);
     }
     float t[16][16];
     for (int64_t j = 0; j < w; j++) _mm512_storeu_ps(t[j], acc[j]);
@@ -568,13 +581,14 @@ static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a
 
 #define WIDE_CASE(R)                                                                                          \
     case R:                                                                                                   \
-        if (packed) rows_f32_r(R, 2, nr, kc, a, 1, R, b, beta1, c, rs, 1);                                    \
-        else rows_f32_r(R, 2, nr, kc, a, ar, 1, b, beta1, c, rs, 1);                                          \
+        if (packed) rows_f32_r(R, 2, nr, kc, a, 1, R, b, bs, beta1, c, rs, 1);                                \
+        else rows_f32_r(R, 2, nr, kc, a, ar, 1, b, bs, beta1, c, rs, 1);                                      \
         break;
 /* One WIDE_MR x 32 block (R rows, nr columns): A packed (kc x R) or its
- * rows in place (row stride ar, unit depth stride). */
+ * rows in place (row stride ar, unit depth stride); B's panel rows bs
+ * apart (packed: WIDE_NR). */
 static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, const float *a, int64_t ar,
-                                   const float *b, int beta1, float *c, int64_t rs) {
+                                   const float *b, int64_t bs, int beta1, float *c, int64_t rs) {
     switch (R) {
         WIDE_CASE(1) WIDE_CASE(2) WIDE_CASE(3) WIDE_CASE(4) WIDE_CASE(5) WIDE_CASE(6)
         WIDE_CASE(7) WIDE_CASE(8) WIDE_CASE(9) WIDE_CASE(10) WIDE_CASE(11) WIDE_CASE(12)
@@ -582,12 +596,14 @@ static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, co
 }
 
 /* Depth p0..p0+kc of op(B) (nseg segments side by side) into kc x 32
- * panels, zero past column N; panels j0..j1.  A panel within one segment
+ * panels, zero past column N; panels j0..j1 but those read in place
+ * (direct[j]).  A panel within one segment
  * whose rows have unit stride is copied two vectors at a time; others as
  * pack_b packs them, and one across segments a value at a time. */
 static ROWS_TARGET void wide_pack_b(float *q, const wide_seg *sg, int nseg, int64_t p0, int64_t kc, int64_t N,
-                                    int64_t j0, int64_t j1) {
+                                    int64_t j0, int64_t j1, const uint8_t *direct) {
     for (int64_t j = j0; j < j1; j++) {
+        if (direct[j]) continue;
         float *d = q + j * kc * WIDE_NR;
         const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
         int g = 0;
@@ -650,14 +666,31 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     if (nt > nblk) nt = (int)nblk;
     const size_t b_floats = (size_t)(kcmax * np * WIDE_NR), a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
     float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
-    if (!buf) return -1;
+    /* panel j read where it is: its first row at depth 0 and row stride */
+    uint8_t *direct = malloc((size_t)np);
+    const float **dsrc = malloc((size_t)np * sizeof *dsrc);
+    int64_t *dbk = malloc((size_t)np * sizeof *dbk);
+    if (!buf || !direct || !dsrc || !dbk) {
+        free(buf), free(direct), free(dsrc), free(dbk);
+        return -1;
+    }
+    int shared = 0; /* panels packed, shared among the threads */
+    for (int64_t j = 0, g = 0, at = 0; j < np; j++) {
+        const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
+        while (g + 1 < nseg && at + B[g].n <= c0) at += B[g++].n;
+        direct[j] = packed && c0 + w <= at + B[g].n && B[g].bj == 1 && (w == WIDE_NR || w <= 16);
+        dsrc[j] = B[g].p + (c0 - at), dbk[j] = B[g].bk;
+        shared |= !direct[j];
+    }
     WEFT_TEAM(nt, {
         float *ab = buf + b_floats + a_floats * (size_t)team_t;
         const int64_t ib0 = nblk * team_t / team_n, ib1 = nblk * (team_t + 1) / team_n;
         for (int64_t p0 = 0; p0 < K; p0 += WIDE_KC) {
             const int64_t kc = K - p0 < WIDE_KC ? K - p0 : WIDE_KC;
-            wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n);
-            WEFT_TEAM_BARRIER();
+            if (shared) {
+                wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, direct);
+                WEFT_TEAM_BARRIER();
+            }
             for (int64_t ib = ib0; ib < ib1; ib++) {
                 const int64_t i = ib * WIDE_MR;
                 const int R = (int)(M - i < WIDE_MR ? M - i : WIDE_MR);
@@ -669,14 +702,16 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                 for (int64_t j = 0; j < np; j++) {
                     const int64_t nr = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
                     float *c = C + i * ldc + j * WIDE_NR;
-                    if (packed && nr <= 16) wide_narrow(R, nr, kc, a, buf + j * kc * WIDE_NR, p0 > 0, c, ldc);
-                    else wide_block(R, packed, nr, kc, a, ai, buf + j * kc * WIDE_NR, p0 > 0, c, ldc);
+                    const float *b = direct[j] ? dsrc[j] + p0 * dbk[j] : buf + j * kc * WIDE_NR;
+                    const int64_t bs = direct[j] ? dbk[j] : WIDE_NR;
+                    if (packed && nr <= 16) wide_narrow(R, nr, kc, a, b, bs, p0 > 0, c, ldc);
+                    else wide_block(R, packed, nr, kc, a, ai, b, bs, p0 > 0, c, ldc);
                 }
             }
-            WEFT_TEAM_BARRIER(); /* the panels are repacked for the next block */
+            if (shared) WEFT_TEAM_BARRIER(); /* the panels are repacked for the next block */
         }
     });
-    free(buf);
+    free(buf), free(direct), free(dsrc), free(dbk);
     return 0;
 }
 
