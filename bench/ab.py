@@ -32,18 +32,27 @@ def run(binary, row, threads, iters, extra):
     return weft(binary, *ROWS[row], iters, threads, extra)["ms_per_step"]
 
 
-def run_kernels(binary, row, threads, iters, extra):
-    """{profile line: microseconds per call} and the step's ms, from --profile."""
+def profile(binary, row, threads, iters, extra=()):
+    """[(profile line, ms per step, calls)] and the step's ms, from --profile."""
     cmd = bench_cmd(binary, *ROWS[row], iters, threads, ["--profile", *extra])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
     step = next(float(l.split(" ms/step")[0].split()[-1]) for l in out if " ms/step (" in l)
     prof = out[next(i for i, l in enumerate(out) if l.startswith("profile:")) + 2:]
-    per_call = {}
-    for l in prof:
-        m = PROFILE_LINE.match(l)
-        if m:
-            per_call[m.group(3)] = float(m.group(1)) * 1000 / int(m.group(2))
-    return per_call, step
+    lines = [(m.group(3), float(m.group(1)), int(m.group(2))) for m in map(PROFILE_LINE.match, prof) if m]
+    return lines, step
+
+
+def run_kernels(binary, row, threads, iters, extra):
+    """{profile line: microseconds per call} and the step's ms, from --profile."""
+    lines, step = profile(binary, row, threads, iters, extra)
+    return {k: ms * 1000 / calls for k, ms, calls in lines}, step
+
+
+def split(binary, row, threads, iters, extra=()):
+    """The profile's kernels summed apart: forward and backward ms per step."""
+    lines, _ = profile(binary, row, threads, iters, extra)
+    bwd = sum(ms for k, ms, _ in lines if "(bwd)" in k)
+    return {"forward": sum(ms for _, ms, _ in lines) - bwd, "backward": bwd}
 
 
 COMPILE_CMD = ["bench", "--cell", "lstm", "--seq-len", "1000", "--batch", "4", "--input-size", "16",

@@ -118,11 +118,30 @@ def weft(binary, cell, T, B, I, H, iters, threads, extra=()):
     return run_json(bench_cmd(binary, cell, T, B, I, H, iters, threads, ["--json", *extra]))
 
 
+def onednn_cmd(binary, cell, T, B, I, H, iters):
+    return [binary, "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
+            "--hidden-size", str(H), "--iters", str(iters), "--json"]
+
+
 def onednn(binary, cell, T, B, I, H, iters, threads):
     """oneDNN's step (bench/onednn_rnn.c), on `threads` OpenMP threads."""
-    cmd = [binary, "--cell", cell, "--seq-len", str(T), "--batch", str(B), "--input-size", str(I),
-           "--hidden-size", str(H), "--iters", str(iters), "--json"]
-    return run_json(cmd, dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    return run_json(onednn_cmd(binary, cell, T, B, I, H, iters), dict(os.environ, OMP_NUM_THREADS=str(threads)))
+
+
+def onednn_split(binary, cell, T, B, I, H, iters, threads):
+    """oneDNN's forward and backward primitives apart: the fastest execution
+    of each in ms, from its own timing (ONEDNN_VERBOSE=2).  They leave out
+    the weight reorders its step also runs (bench/onednn_rnn.c)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), ONEDNN_VERBOSE="2")
+    out = subprocess.run(onednn_cmd(binary, cell, T, B, I, H, iters), check=True, capture_output=True, text=True,
+                         env=env).stdout
+    best = {}
+    for line in out.splitlines():
+        f = line.split(",")
+        if len(f) > 6 and f[0] == "onednn_verbose" and f[1] == "exec" and f[3] == "rnn":
+            kind = "backward" if f[5].startswith("backward") else "forward"
+            best[kind] = min(best.get(kind, float("inf")), float(f[-1]))
+    return best
 
 
 def torch_child(row, iters, threads, blis_threads, eager):

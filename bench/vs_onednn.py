@@ -8,10 +8,37 @@ PyTorch too, which takes minutes; this takes one.)
 
     /usr/bin/python3 bench/vs_onednn.py [--rounds 5] [--rows 0,1,2,3,4] [--threads 2]
                                         [--iters 10] [--weft build/weft] [--onednn build/bench_onednn]
+                                        [--split]
+
+--split says where a row's difference lies: forward or backward.  It
+times the two halves apart, ROUNDS times alternating, best of each:
+weft's from `weft bench --profile` (its kernels summed, "(bwd)" ones apart;
+a row band's kernels count thread 0's rows), oneDNN's forward and backward
+primitives from oneDNN's own timing (ONEDNN_VERBOSE=2), which leaves out
+the weight reorders its step runs.  So the halves are compared with each
+other, not with the steps above.
 """
 import argparse, statistics
 
-from compare_pytorch import ROWS, onednn, weft
+from ab import split
+from compare_pytorch import ROWS, onednn, onednn_split, weft
+
+
+def halves(a):
+    print(f"forward and backward apart, ms, best of {a.rounds} alternating rounds, {a.threads} threads")
+    print("| row | cell T B I H | weft forward / backward | oneDNN forward / backward | weft / oneDNN forward | backward |")
+    print("|---|---|---|---|---|---|")
+    for r in (int(x) for x in a.rows.split(",")):
+        cell, T, B, I, H = ROWS[r]
+        w, d = {"forward": [], "backward": []}, {"forward": [], "backward": []}
+        for _ in range(a.rounds):
+            for k, v in split(a.weft, r, a.threads, a.iters).items():
+                w[k].append(v)
+            for k, v in onednn_split(a.onednn, cell, T, B, I, H, a.iters, a.threads).items():
+                d[k].append(v)
+        wf, wb, df, db = min(w["forward"]), min(w["backward"]), min(d["forward"]), min(d["backward"])
+        print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {wf:.2f} / {wb:.2f} | {df:.2f} / {db:.2f} "
+              f"| **{wf / df:.3f}** | **{wb / db:.3f}** |", flush=True)
 
 
 def main():
@@ -22,7 +49,11 @@ def main():
     ap.add_argument("--rows", default="0,1,2,3,4")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--split", action="store_true", help="forward and backward apart")
     a = ap.parse_args()
+    if a.split:
+        halves(a)
+        return
     print(f"ms per step, {a.threads} threads, {a.rounds} alternating rounds of {a.iters} iterations")
     print("| row | cell T B I H | weft best / median | oneDNN best / median | weft / oneDNN best | median |")
     print("|---|---|---|---|---|---|")
