@@ -664,14 +664,12 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     const int64_t kcmax = K < WIDE_KC ? K : WIDE_KC;
     const int packed = ak != 1;
     if (nt > nblk) nt = (int)nblk;
-    const size_t b_floats = (size_t)(kcmax * np * WIDE_NR), a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
-    float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
     /* panel j read where it is: its first row at depth 0 and row stride */
     uint8_t *direct = malloc((size_t)np);
     const float **dsrc = malloc((size_t)np * sizeof *dsrc);
     int64_t *dbk = malloc((size_t)np * sizeof *dbk);
-    if (!buf || !direct || !dsrc || !dbk) {
-        free(buf), free(direct), free(dsrc), free(dbk);
+    if (!direct || !dsrc || !dbk) {
+        free(direct), free(dsrc), free(dbk);
         return -1;
     }
     int shared = 0; /* panels packed, shared among the threads */
@@ -681,6 +679,13 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         direct[j] = packed && c0 + w <= at + B[g].n && B[g].bj == 1 && (w == WIDE_NR || w <= 16);
         dsrc[j] = B[g].p + (c0 - at), dbk[j] = B[g].bk;
         shared |= !direct[j];
+    }
+    const size_t b_floats = shared ? (size_t)(kcmax * np * WIDE_NR) : 0,
+                 a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
+    float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
+    if (!buf) {
+        free(direct), free(dsrc), free(dbk);
+        return -1;
     }
     WEFT_TEAM(nt, {
         float *ab = buf + b_floats + a_floats * (size_t)team_t;
