@@ -443,12 +443,14 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 /* The rows of one block: R rows of A (element (r, k) at a[k*ak + r*ar]:
  * packed as kc x R, or rows of A read in place), B as kc x NV registers
  * (a panel NV vectors wide, its rows bs elements apart), C rows at c + r*rs with unit column stride, or
- * through a scratch tile when the column stride is not 1.  R*NV
- * accumulators: R <= WEFT_ROWS_MAX with one vector, R <= WIDE_MR with two. */
+ * through a scratch tile when the column stride is not 1; beta1 0 stores
+ * C, 1 adds to it, 2 stores whole aligned vectors non-temporally (the
+ * others as 0).  R*NV accumulators: R <= WEFT_ROWS_MAX with one vector,
+ * R <= WIDE_MR with two. */
 #define WEFT_ROWS_NV 2
 #define L_OF(b) (64 / (int64_t)sizeof(*(b))) /* a packed panel's row: one vector */
 #define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, 1, R, b, L_OF(b), beta1, c, rs, cs); break;
-#define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU) \
+#define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU, STREAM) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
                                                                          int64_t kc, const T *a, int64_t ar, \
                                                                          int64_t ak, const T *b, int64_t bs, int beta1, T *c, \
@@ -472,14 +474,15 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             if (cs == 1) {                                                     \
                 _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) {         \
                     T *cr = c + r * rs + v * L;                                \
-                    MSTORE(cr, m, beta1 ? ADD(MLOAD(m, cr), acc[r][v]) : acc[r][v]); \
+                    if (beta1 == 2 && w >= L && !((uintptr_t)cr & 63)) STREAM(cr, acc[r][v]); \
+                    else MSTORE(cr, m, beta1 == 1 ? ADD(MLOAD(m, cr), acc[r][v]) : acc[r][v]); \
                 }                                                              \
             } else {                                                           \
                 T tile[L];                                                     \
                 for (int r = 0; r < R; r++) {                                  \
                     STOREU(tile, acc[r][v]);                                   \
                     T *cr = c + r * rs + v * L * cs;                           \
-                    for (int64_t j = 0; j < (w < L ? w : L); j++) cr[j * cs] = beta1 ? cr[j * cs] + tile[j] : tile[j]; \
+                    for (int64_t j = 0; j < (w < L ? w : L); j++) cr[j * cs] = beta1 == 1 ? cr[j * cs] + tile[j] : tile[j]; \
                 }                                                              \
             }                                                                  \
         }                                                                      \
@@ -495,9 +498,9 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
-           _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, _mm512_add_ps, _mm512_storeu_ps)
+           _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, _mm512_add_ps, _mm512_storeu_ps, _mm512_stream_ps)
 ROWS_BLOCK(rows_f64, double, __m512d, _mm512_set1_pd, _mm512_setzero_pd, _mm512_loadu_pd, _mm512_fmadd_pd, __mmask8,
-           _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_add_pd, _mm512_storeu_pd)
+           _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_add_pd, _mm512_storeu_pd, _mm512_stream_pd)
 static int have_avx512(void) {
     static int avx512 = -1;
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") != 0;
@@ -534,7 +537,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
  *     WIDE_MR contiguous values per k, whole lines.  (An A with neither
  *     stride 1 goes to BLIS);
  *   - a last panel 16 columns wide or less (the ones column's 513th) runs
- *     down the rows instead (wide_narrow): one FMA per k, not a block's 24.
+ *     down the rows instead (wide_narrow): one FMA per k, not a block's 24;
+ *   - a large product of one depth block streams its output (STREAM_MIN).
  * On the bench's six products it runs at 1.02-1.30x BLIS's speed and
  * 0.83-1.05x oneDNN's (the weight gradients are the slowest; the packing
  * is a tenth of its time).  WIDE_KC 512 against 256: the dx products
@@ -549,6 +553,11 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
 #define WIDE_NR 32
 #define WIDE_KC 512
 #define WIDE_GROUP 4 /* row blocks of A packed together */
+/* Bytes of output from which a one-block product streams its stores:
+ * x W_ih of rows 3 and 4 (26 and 20 MB) 0.98x best, 0.94x median with
+ * non-temporal stores (bench/ab.py --kernels, 5 rounds); row 5's 6.5 MB
+ * stays in L3 for the steps that read it. */
+#define STREAM_MIN (8.0 * 1024 * 1024)
 
 /* C[R rows, w <= 16 columns] (+)= packed A block (kc x R) x the first w
  * columns of a B panel whose rows are bs apart (a packed panel: WIDE_NR). */
@@ -680,6 +689,11 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         dsrc[j] = B[g].p + (c0 - at), dbk[j] = B[g].bk;
         shared |= !direct[j];
     }
+    /* A product written once, in one depth block, and too large to wait in
+     * the cache for its readers (the input projection x W_ih: 26 MB on row
+     * 3, read a step at a time) is streamed to memory: a plain store first
+     * reads each line it writes. */
+    const int stream = K <= WIDE_KC && (double)M * (double)N * sizeof(float) >= STREAM_MIN;
     const size_t b_floats = shared ? (size_t)(kcmax * np * WIDE_NR) : 0,
                  a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
     float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
@@ -710,11 +724,12 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                     const float *b = direct[j] ? dsrc[j] + p0 * dbk[j] : buf + j * kc * WIDE_NR;
                     const int64_t bs = direct[j] ? dbk[j] : WIDE_NR;
                     if (packed && nr <= 16) wide_narrow(R, nr, kc, a, b, bs, p0 > 0, c, ldc);
-                    else wide_block(R, packed, nr, kc, a, ai, b, bs, p0 > 0, c, ldc);
+                    else wide_block(R, packed, nr, kc, a, ai, b, bs, p0 > 0 ? 1 : stream ? 2 : 0, c, ldc);
                 }
             }
             if (shared) WEFT_TEAM_BARRIER(); /* the panels are repacked for the next block */
         }
+        if (stream) _mm_sfence(); /* the streamed lines reach memory before the product is read */
     });
     free(buf), free(direct), free(dsrc), free(dbk);
     return 0;

@@ -628,6 +628,52 @@ Test(compile, large_f32_products_match_f64_sums) {
         }
 }
 
+/* A product of one depth block too large to wait in the cache (8 MB of
+ * output and more: the input projection x W_ih) streams its stores
+ * (ops/matmul.c, STREAM_MIN): its output against f64 sums at every 61st
+ * element, rows and columns ending mid-block and mid-panel, and 1 against
+ * 2 threads bitwise. */
+Test(compile, streamed_products_match_f64_sums) {
+    const int64_t M = 2101, N = 1003, K = 300;
+    for (int tb = 0; tb < 2; tb++) {
+        model m = {0};
+        m.g = weft_graph_new();
+        weft_node a = weft_input(m.g, "a", WEFT_F32, S(M, K));
+        weft_node b = weft_input(m.g, "b", WEFT_F32, tb ? S(N, K) : S(K, N));
+        m.outs[m.n_outs++] = weft_matmul(m.g, a, b, 0, tb);
+        feed_random(&m, a, (uint64_t)(500 + tb));
+        feed_random(&m, b, (uint64_t)(600 + tb));
+        const float *A = m.data[0], *B = m.data[1];
+        float *got[2];
+        for (int t = 0; t < 2; t++) {
+            weft_set_threads(t + 1);
+            weft_compile_options serial = {.inter_op = -1, .verify = 1};
+            weft_exec *e = compiled(&m, &serial);
+            feed(&m, e);
+            cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+            got[t] = malloc((size_t)(M * N) * sizeof(float));
+            cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * N) * sizeof(float)), WEFT_OK);
+            weft_exec_free(e);
+        }
+        weft_set_threads(0);
+        for (int64_t x = 0; x < M * N; x += 61) {
+            const int64_t i = x / N, j = x % N;
+            double sum = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const double p = (double)A[i * K + k] * (double)(tb ? B[j * K + k] : B[k * N + j]);
+                sum += p;
+                mag += fabs(p);
+            }
+            if (fabs((double)got[0][x] - sum) > 1e-5 * mag + 1e-30)
+                cr_assert_fail("tb=%d: C[%lld][%lld] = %.9g, f64 sum %.9g", tb, (long long)i, (long long)j, got[0][x], sum);
+        }
+        cr_assert(!memcmp(got[0], got[1], (size_t)(M * N) * sizeof(float)), "tb=%d: 2 threads differ from 1", tb);
+        free(got[0]);
+        free(got[1]);
+        model_free(&m);
+    }
+}
+
 /* A large f32 product whose right operand is a concat of columns (a
  * weight gradient's [x | h | 1]) reads the parts where they are
  * (matmul_cat, pass concat-operand, with AVX-512): parts 45 columns of a
