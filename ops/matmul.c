@@ -442,8 +442,9 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 #define ROWS_TARGET __attribute__((target("avx512f")))
 /* The rows of one block: R rows of A (element (r, k) at a[k*ak + r*ar]:
  * packed as kc x R, or rows of A read in place), B as kc x NV registers
- * (a panel NV vectors wide, its rows bs elements apart), C rows at c + r*rs with unit column stride, or
- * through a scratch tile when the column stride is not 1; beta1 0 stores
+ * (a panel NV vectors wide, its rows bs elements apart), C rows at
+ * c + r*rs with unit column stride, or through a scratch tile when the
+ * column stride is not 1; beta1 0 stores
  * C, 1 adds to it, 2 stores whole aligned vectors non-temporally (the
  * others as 0).  R*NV accumulators: R <= WEFT_ROWS_MAX with one vector,
  * R <= WIDE_MR with two. */
@@ -561,8 +562,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
 
 /* C[R rows, w <= 16 columns] (+)= packed A block (kc x R) x the first w
  * columns of a B panel whose rows are bs apart (a packed panel: WIDE_NR). */
-static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a, const float *b, int64_t bs, int beta1, float *c,
-                                    int64_t rs) {
+static ROWS_TARGET void wide_narrow(int R, int64_t w, int64_t kc, const float *a, const float *b, int64_t bs,
+                                    int beta1, float *c, int64_t rs) {
     const __mmask16 m = (__mmask16)((1u << R) - 1);
     if (w == 1) { /* the ones column: four chains over k, not one FMA's latency per k */
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
