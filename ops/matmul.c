@@ -256,7 +256,11 @@ weft_status weft_matmul_cat_kernel(weft_tensor *out, const weft_tensor *in, int 
  * calls over the same KC blocks for any thread count — bitwise the same
  * results with 1 or 2 threads.  Each thread keeps its share of the panels
  * across steps (in its own L2 when it fits).  A (the small operand: one
- * step's batch of rows) is packed by all the threads together first.
+ * step's batch of rows) is read where it is by the row-block kernel when
+ * its rows are contiguous (a step's h or dG: packing copied them every
+ * step, and the backward's products took 0.80-0.93x the time without it,
+ * the forward's 0.93-0.98x; bench/ab.py --kernels, 4 rounds, rows 1-5),
+ * else packed by all the threads together first.
  * Narrow products share row blocks or their depth's two halves instead
  * (GEMM_PACKED); both are fixed by the shape. */
 
@@ -450,7 +454,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
  * R <= WIDE_MR with two. */
 #define WEFT_ROWS_NV 2
 #define L_OF(b) (64 / (int64_t)sizeof(*(b))) /* a packed panel's row: one vector */
-#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, 1, R, b, L_OF(b), beta1, c, rs, cs); break;
+#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, ar ? ar : 1, ar ? 1 : R, b, L_OF(b), beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU, STREAM) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
                                                                          int64_t kc, const T *a, int64_t ar, \
@@ -488,14 +492,14 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             }                                                                  \
         }                                                                      \
     }                                                                          \
-    static ROWS_TARGET void NAME(int R, int64_t nr, int64_t kc, const T *a, const T *b, int beta1, T *c, \
+    static ROWS_TARGET void NAME(int R, int64_t nr, int64_t kc, const T *a, int64_t ar, const T *b, int beta1, T *c, \
                                  int64_t rs, int64_t cs) {                     \
         /* one specialisation per height: the accumulators stay in registers */ \
         switch (R) {                                                           \
             ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
             ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
             ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
-        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, 1, WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
+        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, ar ? ar : 1, ar ? 1 : WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
@@ -781,14 +785,14 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
         int64_t kb_half = split_k ? (K + gm.kc) / (2 * gm.kc) : nkb;           \
         if (split_k && kb_half < 1) kb_half = 1;                               \
         if (split_k && kb_half > nkb - 1) kb_half = nkb - 1;                   \
-        const size_t a_bytes = ((size_t)(mpad * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
+        const size_t a_bytes = in_place ? PACK_ALIGN : ((size_t)(mpad * K) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1); \
         const size_t s_bytes = split_k ? ((size_t)(M * N) * sizeof(T) + PACK_ALIGN - 1) & ~(size_t)(PACK_ALIGN - 1) : 0; \
         T *ap = aligned_alloc(PACK_ALIGN, a_bytes + s_bytes);                  \
         if (!ap) return weft_error(WEFT_ERR_NOMEM, "matmul_packed: out of memory for packing A"); \
         T *scratch = (T *)((char *)ap + a_bytes);                              \
         WEFT_TEAM(nt, {                                                        \
             const int t = team_t, nth = team_n;                                \
-            for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                        \
+            for (int64_t p0 = 0; !in_place && p0 < K; p0 += gm.kc) {           \
                 const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
                 for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
                     int64_t i, mr;                                             \
@@ -797,7 +801,7 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
                     PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
                 }                                                              \
             }                                                                  \
-            WEFT_TEAM_BARRIER();                                               \
+            if (!in_place) WEFT_TEAM_BARRIER();                                \
             T one = 1;                                                         \
             auxinfo_t aux;                                                     \
             memset(&aux, 0, sizeof aux);                                       \
@@ -824,7 +828,8 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
                             int64_t i, mr;                                     \
                             row_block(own, M, nblk, gm.mr, ib, &i, &mr);       \
                             if (own) {                                         \
-                                ROWS((int)mr, nr, kc, pa + i * kc, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
+                                if (in_place) ROWS((int)mr, nr, kc, A + i * si + p0, si, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
+                                else ROWS((int)mr, nr, kc, pa + i * kc, 0, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
                                 continue;                                      \
                             }                                                  \
                             bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
@@ -856,6 +861,10 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     const inc_t rsc = out->stride[0], csc = out->stride[1];
     const int own = rows_kernel_ok(&gm, weft_dtype_size(out->dtype));
     const int64_t nblk = own ? (M + WEFT_ROWS_MAX - 1) / WEFT_ROWS_MAX : (M + gm.mr - 1) / gm.mr;
+    /* A with contiguous rows (a step's h or dG) read where it is: packing
+     * it copied a step's rows every step for nothing (the row-block kernel
+     * broadcasts A's values from any layout) */
+    const int in_place = own && sk == 1;
     /* too few panels to share: the threads share the row blocks (row-block
      * kernel) or the depth's two halves (BLIS's) */
     const int narrow = np < WEFT_PACK_SPLIT_K_PANELS;
