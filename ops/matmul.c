@@ -363,7 +363,9 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
  * power of two (row 5's 1025 floats) used half of each line it fetched
  * and lost the other half (the next panel's) to set conflicts: row 5's
  * backward pack took 2.0-2.3 ms, now 0.7 (the transposed forward's
- * 0.5-0.7; `weft bench --profile`; blocks of 8 rows timed 0.4-1.0).
+ * 0.5-0.7; `weft bench --profile`; blocks of 8 rows timed 0.4-1.0).  A
+ * whole panel row is one memcpy (the generic loop ran scalar): row 5's
+ * 638 -> 472 us, row 3's 164 -> 133 (bench/ab.py --kernels, 4 rounds).
  * Otherwise panel by panel, each run of kc rows read across its lines. */
 #define PACK_B(T)                                                              \
     do {                                                                       \
@@ -378,7 +380,10 @@ weft_status weft_pack_b_infer(const weft_graph *g, const weft_node *in, int n, w
                 for (int64_t k = 0; k < kc; k++)                               \
                     for (int64_t j = j0; j < j1; j++) {                        \
                         const int64_t nr = N - j * gm.nr < gm.nr ? N - j * gm.nr : gm.nr; \
-                        PACK_PANEL(T, q + j * kc * gm.nr + k * gm.nr, B + (p0 + k) * sk + j * gm.nr, 0, 1, 1, nr, gm.nr); \
+                        T *dq_ = q + j * kc * gm.nr + k * gm.nr;               \
+                        const T *sb_ = B + (p0 + k) * sk + j * gm.nr;          \
+                        if (nr == gm.nr) memcpy(dq_, sb_, (size_t)gm.nr * sizeof(T)); \
+                        else PACK_PANEL(T, dq_, sb_, 0, 1, 1, nr, gm.nr);      \
                     }                                                          \
             else                                                               \
                 for (int64_t j = j0; j < j1; j++) {                            \
