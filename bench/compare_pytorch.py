@@ -129,19 +129,22 @@ def onednn(binary, cell, T, B, I, H, iters, threads):
 
 
 def onednn_split(binary, cell, T, B, I, H, iters, threads):
-    """oneDNN's forward and backward primitives apart: the fastest execution
-    of each in ms, from its own timing (ONEDNN_VERBOSE=2).  They leave out
-    the weight reorders its step also runs (bench/onednn_rnn.c)."""
+    """oneDNN's forward and backward primitives apart: the mean ms of each
+    over the timed steps (its three warm-up steps left out), from its own
+    timing (ONEDNN_VERBOSE=2), as weft's profile averages its kernels over
+    its steps.  They leave out the weight reorders its step also runs
+    (bench/onednn_rnn.c)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), ONEDNN_VERBOSE="2")
     out = subprocess.run(onednn_cmd(binary, cell, T, B, I, H, iters), check=True, capture_output=True, text=True,
                          env=env).stdout
-    best = {}
+    runs = {"forward": [], "backward": []}
     for line in out.splitlines():
         f = line.split(",")
         if len(f) > 6 and f[0] == "onednn_verbose" and f[1] == "exec" and f[3] == "rnn":
-            kind = "backward" if f[5].startswith("backward") else "forward"
-            best[kind] = min(best.get(kind, float("inf")), float(f[-1]))
-    return best
+            runs["backward" if f[5].startswith("backward") else "forward"].append(float(f[-1]))
+    if any(len(v) <= 3 for v in runs.values()):
+        sys.exit(f"{binary}: no oneDNN RNN timings in its ONEDNN_VERBOSE=2 output (oneDNN 2.x's format expected)")
+    return {k: statistics.mean(v[3:]) for k, v in runs.items()}
 
 
 def torch_child(row, iters, threads, blis_threads, eager):

@@ -11,12 +11,13 @@ PyTorch too, which takes minutes; this takes one.)
                                         [--split]
 
 --split says where a row's difference lies: forward or backward.  It
-times the two halves apart, ROUNDS times alternating, best of each:
-weft's from `weft bench --profile` (its kernels summed, "(bwd)" ones apart;
-a row band's kernels count thread 0's rows), oneDNN's forward and backward
-primitives from oneDNN's own timing (ONEDNN_VERBOSE=2), which leaves out
-the weight reorders its step runs.  So the halves are compared with each
-other, not with the steps above.
+times the two halves apart, ROUNDS times alternating, best of the rounds:
+weft's from `weft bench --profile` (its kernels' mean over the steps,
+"(bwd)" ones apart; a row band's kernels count thread 0's rows), oneDNN's
+forward and backward primitives from oneDNN's own timing
+(ONEDNN_VERBOSE=2, mean over its timed steps), which leaves out the weight
+reorders its step runs.  So the halves are compared with each other, not
+with the steps above.
 """
 import argparse, statistics
 

@@ -459,6 +459,8 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
  * R <= WIDE_MR with two. */
 #define WEFT_ROWS_NV 2
 #define L_OF(b) (64 / (int64_t)sizeof(*(b))) /* a packed panel's row: one vector */
+/* ar: A's row stride when its rows are read in place (unit depth stride),
+ * 0 for a packed block (kc x R) */
 #define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, ar ? ar : 1, ar ? 1 : R, b, L_OF(b), beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU, STREAM) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
@@ -869,7 +871,7 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     /* A with contiguous rows (a step's h or dG) read where it is: packing
      * it copied a step's rows every step for nothing (the row-block kernel
      * broadcasts A's values from any layout) */
-    const int in_place = own && sk == 1;
+    const int in_place = own && sk == 1 && si != 0; /* not a row broadcast down M rows (stride 0) */
     /* too few panels to share: the threads share the row blocks (row-block
      * kernel) or the depth's two halves (BLIS's) */
     const int narrow = np < WEFT_PACK_SPLIT_K_PANELS;

@@ -628,6 +628,30 @@ Test(compile, large_f32_products_match_f64_sums) {
         }
 }
 
+/* A step's product reads its A in place when A's rows are rows of memory;
+ * a row broadcast down the batch (an h0 given as [1, H]: row stride 0)
+ * is packed as before: read in place, the stride 0 was taken for a
+ * packed block (wrong values, reads past the row).  f32 and f64 against
+ * the reference. */
+Test(compile, packed_products_of_a_broadcast_row) {
+    for (int f = 0; f < 2; f++) {
+        weft_dtype dt = f ? WEFT_F32 : WEFT_F64;
+        model m = {0};
+        m.g = weft_graph_new();
+        weft_node w = tu_param(m.g, "w", dt, S(256, 256), 3, 0.1, 1, 1);
+        weft_node h0 = weft_input(m.g, "h0", dt, S(1, 256));
+        weft_node h = weft_broadcast(m.g, h0, S(32, 256));
+        for (int t = 0; t < 4; t++) h = weft_tanh(m.g, weft_matmul(m.g, h, w, 0, 0));
+        m.outs[m.n_outs++] = h;
+        feed_random(&m, h0, 11);
+        weft_compile_options o = {.verify = 1};
+        weft_compile_report rep = compare(&m, &o, f ? 1e-5 : 1e-12);
+        const weft_pass_stat *pk = tu_pass_stat(&rep, "pack");
+        cr_assert(pk && pk->changes > 0, "%s: the products were not packed", f ? "f32" : "f64");
+        model_free(&m);
+    }
+}
+
 /* A product of one depth block too large to wait in the cache (8 MB of
  * output and more: the input projection x W_ih) streams its stores
  * (ops/matmul.c, STREAM_MIN): its output against f64 sums at every 61st
