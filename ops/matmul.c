@@ -445,6 +445,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
  * stored (beta 0), the same for any thread count.  Used when the CPU has
  * AVX-512F and the panels are one register wide; BLIS's kernel otherwise. */
 #define WEFT_ROWS_MAX 14
+#define ROWS_PACKED (-1) /* A's row stride argument for a packed block (below) */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -459,9 +460,10 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
  * R <= WIDE_MR with two. */
 #define WEFT_ROWS_NV 2
 #define L_OF(b) (64 / (int64_t)sizeof(*(b))) /* a packed panel's row: one vector */
-/* ar: A's row stride when its rows are read in place (unit depth stride),
- * 0 for a packed block (kc x R) */
-#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, ar ? ar : 1, ar ? 1 : R, b, L_OF(b), beta1, c, rs, cs); break;
+/* ar: A's row stride when its rows are read in place (unit depth stride;
+ * 0, a row broadcast down the block, is a stride like any other), or
+ * ROWS_PACKED for a packed block (kc x R) */
+#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, ar >= 0 ? ar : 1, ar >= 0 ? 1 : R, b, L_OF(b), beta1, c, rs, cs); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU, STREAM) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
                                                                          int64_t kc, const T *a, int64_t ar, \
@@ -506,7 +508,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
             ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
             ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
-        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, ar ? ar : 1, ar ? 1 : WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
+        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, ar >= 0 ? ar : 1, ar >= 0 ? 1 : WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
@@ -618,13 +620,20 @@ static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, co
 
 /* Depth p0..p0+kc of op(B) (nseg segments side by side) into kc x 32
  * panels, zero past column N; panels j0..j1 but those read in place
- * (direct[j]).  A panel within one segment
+ * (in_place[j].p set).  A panel within one segment
  * whose rows have unit stride is copied two vectors at a time; others as
  * pack_b packs them, and one across segments a value at a time. */
+/* A panel of B the kernel reads where it is: its first row at depth 0 and
+ * its row stride (p NULL: the panel is packed). */
+typedef struct {
+    const float *p;
+    int64_t bk;
+} wide_panel;
+
 static ROWS_TARGET void wide_pack_b(float *q, const wide_seg *sg, int nseg, int64_t p0, int64_t kc, int64_t N,
-                                    int64_t j0, int64_t j1, const uint8_t *direct) {
+                                    int64_t j0, int64_t j1, const wide_panel *in_place) {
     for (int64_t j = j0; j < j1; j++) {
-        if (direct[j]) continue;
+        if (in_place[j].p) continue;
         float *d = q + j * kc * WIDE_NR;
         const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
         int g = 0;
@@ -685,21 +694,15 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     const int64_t kcmax = K < WIDE_KC ? K : WIDE_KC;
     const int packed = ak != 1;
     if (nt > nblk) nt = (int)nblk;
-    /* panel j read where it is: its first row at depth 0 and row stride */
-    uint8_t *direct = malloc((size_t)np);
-    const float **dsrc = malloc((size_t)np * sizeof *dsrc);
-    int64_t *dbk = malloc((size_t)np * sizeof *dbk);
-    if (!direct || !dsrc || !dbk) {
-        free(direct), free(dsrc), free(dbk);
-        return -1;
-    }
+    wide_panel *in_place = calloc((size_t)np, sizeof *in_place);
+    if (!in_place) return -1;
     int shared = 0; /* panels packed, shared among the threads */
     for (int64_t j = 0, g = 0, at = 0; j < np; j++) {
         const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
         while (g + 1 < nseg && at + B[g].n <= c0) at += B[g++].n;
-        direct[j] = packed && c0 + w <= at + B[g].n && B[g].bj == 1 && (w == WIDE_NR || w <= 16);
-        dsrc[j] = B[g].p + (c0 - at), dbk[j] = B[g].bk;
-        shared |= !direct[j];
+        if (packed && c0 + w <= at + B[g].n && B[g].bj == 1 && (w == WIDE_NR || w <= 16))
+            in_place[j] = (wide_panel){B[g].p + (c0 - at), B[g].bk};
+        else shared = 1;
     }
     /* A product written once, in one depth block, and too large to wait in
      * the cache for its readers (the input projection x W_ih: 26 MB on row
@@ -710,7 +713,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                  a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
     float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
     if (!buf) {
-        free(direct), free(dsrc), free(dbk);
+        free(in_place);
         return -1;
     }
     WEFT_TEAM(nt, {
@@ -719,7 +722,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         for (int64_t p0 = 0; p0 < K; p0 += WIDE_KC) {
             const int64_t kc = K - p0 < WIDE_KC ? K - p0 : WIDE_KC;
             if (shared) {
-                wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, direct);
+                wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, in_place);
                 WEFT_TEAM_BARRIER();
             }
             for (int64_t ib = ib0; ib < ib1; ib++) {
@@ -733,8 +736,9 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                 for (int64_t j = 0; j < np; j++) {
                     const int64_t nr = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
                     float *c = C + i * ldc + j * WIDE_NR;
-                    const float *b = direct[j] ? dsrc[j] + p0 * dbk[j] : buf + j * kc * WIDE_NR;
-                    const int64_t bs = direct[j] ? dbk[j] : WIDE_NR;
+                    const wide_panel *pj = &in_place[j];
+                    const float *b = pj->p ? pj->p + p0 * pj->bk : buf + j * kc * WIDE_NR;
+                    const int64_t bs = pj->p ? pj->bk : WIDE_NR;
                     if (packed && nr <= 16) wide_narrow(R, nr, kc, a, b, bs, p0 > 0, c, ldc);
                     else wide_block(R, packed, nr, kc, a, ai, b, bs, p0 > 0 ? 1 : stream ? 2 : 0, c, ldc);
                 }
@@ -743,7 +747,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         }
         if (stream) _mm_sfence(); /* the streamed lines reach memory before the product is read */
     });
-    free(buf), free(direct), free(dsrc), free(dbk);
+    free(buf), free(in_place);
     return 0;
 }
 
@@ -836,7 +840,7 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
                             row_block(own, M, nblk, gm.mr, ib, &i, &mr);       \
                             if (own) {                                         \
                                 if (in_place) ROWS((int)mr, nr, kc, A + i * si + p0, si, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
-                                else ROWS((int)mr, nr, kc, pa + i * kc, 0, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
+                                else ROWS((int)mr, nr, kc, pa + i * kc, ROWS_PACKED, b, beta != 0, Cb + i * rs + j * gm.nr * cs, rs, cs); \
                                 continue;                                      \
                             }                                                  \
                             bli_auxinfo_set_next_a((T *)pa + (i + gm.mr < M ? i + gm.mr : 0) * kc, &aux); \
@@ -870,8 +874,9 @@ weft_status weft_matmul_packed_kernel(weft_tensor *out, const weft_tensor *in, i
     const int64_t nblk = own ? (M + WEFT_ROWS_MAX - 1) / WEFT_ROWS_MAX : (M + gm.mr - 1) / gm.mr;
     /* A with contiguous rows (a step's h or dG) read where it is: packing
      * it copied a step's rows every step for nothing (the row-block kernel
-     * broadcasts A's values from any layout) */
-    const int in_place = own && sk == 1 && si != 0; /* not a row broadcast down M rows (stride 0) */
+     * broadcasts A's values from any layout, a row broadcast down the
+     * batch, stride 0, too) */
+    const int in_place = own && sk == 1;
     /* too few panels to share: the threads share the row blocks (row-block
      * kernel) or the depth's two halves (BLIS's) */
     const int narrow = np < WEFT_PACK_SPLIT_K_PANELS;

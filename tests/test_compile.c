@@ -557,6 +557,29 @@ Test(compile, packed_products_at_the_edges) {
             }
 }
 
+/* m's first output, an f32 [n] result, compiled for kernels sharing the
+ * threads (no inter-op workers) and run on `threads` threads: a buffer
+ * the caller frees.  With count_op, *count gets how many nodes of the
+ * optimized graph run that op. */
+static float *run_f32_on(model *m, int threads, int64_t n, const char *count_op, int *count) {
+    weft_set_threads(threads);
+    weft_compile_options serial = {.inter_op = -1, .verify = 1};
+    weft_exec *e = compiled(m, &serial);
+    if (count_op) {
+        const weft_graph *g = weft_exec_graph(e);
+        *count = 0;
+        for (int i = 0; i < weft_graph_node_count(g); i++)
+            *count += weft_node_op_name(g, i) && !strcmp(weft_node_op_name(g, i), count_op);
+    }
+    feed(m, e);
+    cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
+    float *got = malloc((size_t)n * sizeof(float));
+    cr_assert_eq(weft_exec_read(e, m->outs[0], got, (size_t)n * sizeof(float)), WEFT_OK);
+    weft_exec_free(e);
+    weft_set_threads(0);
+    return got;
+}
+
 /* Large f32 products (weft's own driver with AVX-512, "Large f32 products"
  * in ops/matmul.c; BLIS's elsewhere) against sums made in f64 here: every
  * flag pair, operands read through slices of wider tensors (row strides;
@@ -593,17 +616,7 @@ Test(compile, large_f32_products_match_f64_sums) {
             const float *A = m.data[0], *B = m.data[1];
             const int64_t lda = ta ? M + pad : K + pad, ldb = tb ? K + pad : 2 * N + pad;
             float *got[2];
-            for (int t = 0; t < 2; t++) {
-                weft_set_threads(t + 1);
-                weft_compile_options serial = {.inter_op = -1, .verify = 1};
-                weft_exec *e = compiled(&m, &serial);
-                feed(&m, e);
-                cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
-                got[t] = malloc((size_t)(M * 2 * N) * sizeof(float));
-                cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * 2 * N) * sizeof(float)), WEFT_OK);
-                weft_exec_free(e);
-            }
-            weft_set_threads(0);
+            for (int t = 0; t < 2; t++) got[t] = run_f32_on(&m, t + 1, M * 2 * N, NULL, NULL);
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < 2 * N; j++) {
                     double sum = 0, mag = 0;
@@ -628,11 +641,10 @@ Test(compile, large_f32_products_match_f64_sums) {
         }
 }
 
-/* A step's product reads its A in place when A's rows are rows of memory;
- * a row broadcast down the batch (an h0 given as [1, H]: row stride 0)
- * is packed as before: read in place, the stride 0 was taken for a
- * packed block (wrong values, reads past the row).  f32 and f64 against
- * the reference. */
+/* A step's product reads its A in place, a row broadcast down the batch
+ * too (an h0 given as [1, H]: row stride 0), which a first version took
+ * for a packed block (wrong values, reads past the row).  f32 and f64
+ * against the reference. */
 Test(compile, packed_products_of_a_broadcast_row) {
     for (int f = 0; f < 2; f++) {
         weft_dtype dt = f ? WEFT_F32 : WEFT_F64;
@@ -669,17 +681,7 @@ Test(compile, streamed_products_match_f64_sums) {
         feed_random(&m, b, (uint64_t)(600 + tb));
         const float *A = m.data[0], *B = m.data[1];
         float *got[2];
-        for (int t = 0; t < 2; t++) {
-            weft_set_threads(t + 1);
-            weft_compile_options serial = {.inter_op = -1, .verify = 1};
-            weft_exec *e = compiled(&m, &serial);
-            feed(&m, e);
-            cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
-            got[t] = malloc((size_t)(M * N) * sizeof(float));
-            cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * N) * sizeof(float)), WEFT_OK);
-            weft_exec_free(e);
-        }
-        weft_set_threads(0);
+        for (int t = 0; t < 2; t++) got[t] = run_f32_on(&m, t + 1, M * N, NULL, NULL);
         for (int64_t x = 0; x < M * N; x += 61) {
             const int64_t i = x / N, j = x % N;
             double sum = 0, mag = 0;
@@ -730,21 +732,10 @@ Test(compile, products_of_concat_operands_match_f64_sums) {
             const float *A = m.data[0], *B0 = m.data[1], *B1 = m.data[2], *B3 = m.data[3];
             float *got[2];
             for (int t = 0; t < 2; t++) {
-                weft_set_threads(t + 1);
-                weft_compile_options serial = {.inter_op = -1, .verify = 1};
-                weft_exec *e = compiled(&m, &serial);
-                const weft_graph *g = weft_exec_graph(e);
-                int cats = 0;
-                for (int i = 0; i < weft_graph_node_count(g); i++)
-                    cats += weft_node_op_name(g, i) && !strcmp(weft_node_op_name(g, i), "matmul_cat");
+                int cats;
+                got[t] = run_f32_on(&m, t + 1, M * N, "matmul_cat", &cats);
                 if (__builtin_cpu_supports("avx512f")) cr_assert_eq(cats, 1, "matmul_cat nodes: %d", cats);
-                feed(&m, e);
-                cr_assert_eq(weft_exec_run(e), WEFT_OK, "%s", weft_last_error());
-                got[t] = malloc((size_t)(M * N) * sizeof(float));
-                cr_assert_eq(weft_exec_read(e, m.outs[0], got[t], (size_t)(M * N) * sizeof(float)), WEFT_OK);
-                weft_exec_free(e);
             }
-            weft_set_threads(0);
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) {
                     double sum = 0, mag = 0;
