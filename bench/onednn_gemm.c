@@ -1,4 +1,4 @@
-/* The time-batched GEMMs of rows 1 and 3 of the issue's table, as weft
+/* The time-batched GEMMs of rows 1, 3 and 5 of the issue's table, as weft
  * calls them (shapes, transposes, strides), on three engines in turn:
  * BLIS (what weft ran before the thirteenth session and runs without
  * AVX-512), oneDNN's own sgemm (what its fused RNN primitive runs), and
@@ -53,7 +53,7 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     weft_set_threads(2);
-    /* weft's three large products of a step, rows 3 and 1: the input
+    /* weft's three large products of a step, rows 3, 1 and 5: the input
      * projection x W_ih^T, the input gradient dG W_ih (dG read with the
      * stride of the [T*B, 5H] gradient stack) and the merged weight
      * gradient dG^T [x | h | 1] */
@@ -67,7 +67,10 @@ int main(int argc, char **argv) {
              {"row 3 wgrad     1024x513 k6400 ", 1024, 513, 6400, 1, 0, 1280, 513},
              {"row 1 x W_ih^T  4000x512 k128  ", 4000, 512, 128, 0, 1, 128, 128},
              {"row 1 dx        4000x128 k512  ", 4000, 128, 512, 0, 0, 640, 128},
-             {"row 1 wgrad     512x257 k4000  ", 512, 257, 4000, 1, 0, 640, 257}};
+             {"row 1 wgrad     512x257 k4000  ", 512, 257, 4000, 1, 0, 640, 257},
+             {"row 5 x W_ih^T  800x2048 k512  ", 800, 2048, 512, 0, 1, 512, 512},
+             {"row 5 dx        800x512 k2048  ", 800, 512, 2048, 0, 0, 2560, 512},
+             {"row 5 wgrad     2048x1025 k800 ", 2048, 1025, 800, 1, 0, 2560, 1025}};
     const long big = 6400L * 1280; /* the largest operand or product in the table, in elements */
     float *A = malloc(4 * big), *B = malloc(4 * big), *C = malloc(4 * big), *C2 = malloc(4 * big);
     if (!A || !B || !C || !C2) {

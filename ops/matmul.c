@@ -529,7 +529,7 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
  * column [1024 x 6400] x [6400 x 513]) at 140-170 GFLOP/s on 2 threads,
  * oneDNN's sgemm at 160-200 (bench/onednn_gemm.c).  This driver runs
  * them on the row-block kernel two vectors wide (WIDE_MR x 32: 24
- * accumulators), per WIDE_KC block of the depth:
+ * accumulators), per depth block (WIDE_KC, or up to twice that: below):
  *   - the threads pack that block of B into 32-column panels together,
  *     except, in a product with a transposed A (a weight gradient
  *     dG^T [x | h | 1]), the panels that lie whole in one part with
@@ -557,7 +557,8 @@ static int rows_kernel_ok(const gemm_geom *g, size_t es) { return have_avx512() 
  * 0.83-1.05x oneDNN's (the weight gradients are the slowest; the packing
  * is a tenth of its time).  WIDE_KC 512 against 256: the dx products
  * about 5% faster, the rest the same within the noise.
- * Each output element is one sum over k in order, WIDE_KC block by block
+ * Each output element is one sum over k in order, depth block by block
+ * (the blocks a property of the shape)
  * (a 1-column last panel: four chains over k, k mod 4, added at the end of
  * the block), whichever thread owns its rows: the same bits for any thread
  * count.  The four chains: row 1's weight gradient [512 x 4000] x
@@ -691,8 +692,14 @@ static ROWS_TARGET void wide_pack_a(float *q, const float *A, int64_t M, int64_t
 static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const wide_seg *B,
                          int nseg, float *C, int64_t ldc, int nt) {
     const int64_t np = (N + WIDE_NR - 1) / WIDE_NR, nblk = (M + WIDE_MR - 1) / WIDE_MR;
-    const int64_t kcmax = K < WIDE_KC ? K : WIDE_KC;
     const int packed = ak != 1;
+    /* Depth blocks: WIDE_KC deep with a packed A (a weight gradient: its
+     * output, a few hundred KB, stays in L2 from one block to the next,
+     * while the packed A grows with the depth); otherwise near-equal blocks
+     * of at most 2 WIDE_KC, since every block after the first reads and
+     * writes the whole output again (dx, [T*B, I]: row 5's, 2048 deep, and
+     * row 4's, 768, took 0.95-0.97x the time, bench/ab.py --kernels). */
+    const int64_t nkb = (K + 2 * WIDE_KC - 1) / (2 * WIDE_KC), kb = packed ? (K < WIDE_KC ? K : WIDE_KC) : (K + nkb - 1) / nkb;
     if (nt > nblk) nt = (int)nblk;
     wide_panel *in_place = calloc((size_t)np, sizeof *in_place);
     if (!in_place) return -1;
@@ -708,9 +715,9 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
      * the cache for its readers (the input projection x W_ih: 26 MB on row
      * 3, read a step at a time) is streamed to memory: a plain store first
      * reads each line it writes. */
-    const int stream = K <= WIDE_KC && (double)M * (double)N * sizeof(float) >= STREAM_MIN;
-    const size_t b_floats = shared ? (size_t)(kcmax * np * WIDE_NR) : 0,
-                 a_floats = packed ? (size_t)(kcmax * WIDE_MR * WIDE_GROUP) : 0;
+    const int stream = K <= kb && (double)M * (double)N * sizeof(float) >= STREAM_MIN;
+    const size_t b_floats = shared ? (size_t)(kb * np * WIDE_NR) : 0,
+                 a_floats = packed ? (size_t)(kb * WIDE_MR * WIDE_GROUP) : 0;
     float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
     if (!buf) {
         free(in_place);
@@ -719,8 +726,8 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     WEFT_TEAM(nt, {
         float *ab = buf + b_floats + a_floats * (size_t)team_t;
         const int64_t ib0 = nblk * team_t / team_n, ib1 = nblk * (team_t + 1) / team_n;
-        for (int64_t p0 = 0; p0 < K; p0 += WIDE_KC) {
-            const int64_t kc = K - p0 < WIDE_KC ? K - p0 : WIDE_KC;
+        for (int64_t p0 = 0; p0 < K; p0 += kb) {
+            const int64_t kc = K - p0 < kb ? K - p0 : kb;
             if (shared) {
                 wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, in_place);
                 WEFT_TEAM_BARRIER();

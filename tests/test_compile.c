@@ -586,14 +586,15 @@ static float *run_f32_on(model *m, int threads, int64_t n, const char *count_op,
  * transposed A and B), the output written into a concat's columns; row
  * counts around the 12-row block (5, 37, 64, 131, 600), columns around the
  * 32-column panel and its narrow last panel (7, 33, 61, 200, 257, 1000),
- * depths around the 512-deep block (257, 300, 500, 513, 1000, 1100).  And the
- * same bits on 1 and 2 threads. */
+ * depths around the 512-deep block of a transposed A and the near-equal
+ * blocks of up to 1024 of the others (257, 300, 500, 513, 1000; 1100: two
+ * of 550; 2100: three of 700).  And the same bits on 1 and 2 threads. */
 Test(compile, large_f32_products_match_f64_sums) {
     static const int64_t shapes[][3] = {{131, 257, 300}, {100, 200, 1000}, {37, 61, 1100},
                                         {1000, 7, 300},  {5, 1000, 500},   {600, 33, 257},
-                                        {64, 300, 513}};
+                                        {64, 300, 513},  {40, 50, 2100}};
     const int64_t pad = 5;
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < 8; c++)
         for (int fl = 0; fl < 4; fl++) {
             const int64_t M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
             const int ta = fl & 1, tb = fl >> 1;
