@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """weft against oneDNN's fused RNN primitive, nothing else: `weft bench` and
 build/bench_onednn (bench/onednn_rnn.c) alternating, ROUNDS times per row,
-each side's best and median ms per step and weft / oneDNN of both.  The
+each side's best and median ms per step, weft / oneDNN of both, and the
+median of each round's own weft / oneDNN ("paired").  The
 issue's target is weft / oneDNN <= 1 on every row; on this shared machine
 only the ratios of one run mean anything.  (bench/compare_pytorch.py runs
 PyTorch too, which takes minutes; this takes one.)
@@ -25,18 +26,34 @@ from ab import split
 from compare_pytorch import ROWS, onednn, onednn_split, weft
 
 
+def alternate(a, measure_weft, measure_onednn):
+    """A row measured a.rounds times, weft then oneDNN each round: two
+    {name: [ms per round]} (each measure returns {name: ms})."""
+    w, d = {}, {}
+    for _ in range(a.rounds):
+        for k, v in measure_weft().items():
+            w.setdefault(k, []).append(v)
+        for k, v in measure_onednn().items():
+            d.setdefault(k, []).append(v)
+    return w, d
+
+
+def paired(w, d):
+    """The median of the rounds' own weft / oneDNN: each round's two runs
+    are minutes apart at most, so a load that comes and goes over a run
+    moves both sides of a ratio, where best against best can pair a quiet
+    minute of one side with a loaded one of the other."""
+    return statistics.median(x / y for x, y in zip(w, d))
+
+
 def halves(a):
     print(f"forward and backward apart, ms, best of {a.rounds} alternating rounds, {a.threads} threads")
     print("| row | cell T B I H | weft forward / backward | oneDNN forward / backward | weft / oneDNN forward | backward |")
     print("|---|---|---|---|---|---|")
     for r in (int(x) for x in a.rows.split(",")):
         cell, T, B, I, H = ROWS[r]
-        w, d = {"forward": [], "backward": []}, {"forward": [], "backward": []}
-        for _ in range(a.rounds):
-            for k, v in split(a.weft, r, a.threads, a.iters).items():
-                w[k].append(v)
-            for k, v in onednn_split(a.onednn, cell, T, B, I, H, a.iters, a.threads).items():
-                d[k].append(v)
+        w, d = alternate(a, lambda: split(a.weft, r, a.threads, a.iters),
+                         lambda: onednn_split(a.onednn, cell, T, B, I, H, a.iters, a.threads))
         wf, wb, df, db = min(w["forward"]), min(w["backward"]), min(d["forward"]), min(d["backward"])
         print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {wf:.2f} / {wb:.2f} | {df:.2f} / {db:.2f} "
               f"| **{wf / df:.3f}** | **{wb / db:.3f}** |", flush=True)
@@ -56,17 +73,16 @@ def main():
         halves(a)
         return
     print(f"ms per step, {a.threads} threads, {a.rounds} alternating rounds of {a.iters} iterations")
-    print("| row | cell T B I H | weft best / median | oneDNN best / median | weft / oneDNN best | median |")
-    print("|---|---|---|---|---|---|")
+    print("| row | cell T B I H | weft best / median | oneDNN best / median | weft / oneDNN best | median | paired |")
+    print("|---|---|---|---|---|---|---|")
     for r in (int(x) for x in a.rows.split(",")):
         cell, T, B, I, H = ROWS[r]
-        w, d = [], []
-        for _ in range(a.rounds):
-            w.append(weft(a.weft, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"])
-            d.append(onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"])
+        w, d = alternate(a, lambda: {"step": weft(a.weft, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"]},
+                         lambda: {"step": onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"]})
+        w, d = w["step"], d["step"]
         wm, dm = statistics.median(w), statistics.median(d)
         print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {min(w):.2f} / {wm:.2f} | {min(d):.2f} / {dm:.2f} "
-              f"| **{min(w) / min(d):.3f}** | {wm / dm:.3f} |", flush=True)
+              f"| **{min(w) / min(d):.3f}** | {wm / dm:.3f} | {paired(w, d):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
