@@ -69,11 +69,19 @@ def compile_ms(binary, extra):
     return json.loads(out.strip().splitlines()[-1])["compile_ms"]
 
 
+def rounds(n, measure_a, measure_b):
+    """n rounds of measure_a() then measure_b(), alternating: the two lists
+    of what they returned, round by round."""
+    ra, rb = [], []
+    for _ in range(n):
+        ra.append(measure_a())
+        rb.append(measure_b())
+    return ra, rb
+
+
 def kernels(a, row):
-    runs = {"A": [], "B": []}
-    for _ in range(a.rounds):
-        for side, binary, extra in (("A", a.a, a.a_args), ("B", a.b, a.b_args)):
-            runs[side].append(run_kernels(binary, row, a.threads, a.iters, shlex.split(extra)))
+    runs = dict(zip("AB", rounds(a.rounds, lambda: run_kernels(a.a, row, a.threads, a.iters, shlex.split(a.a_args)),
+                                 lambda: run_kernels(a.b, row, a.threads, a.iters, shlex.split(a.b_args)))))
     print(f"row {row} {ROWS[row]}, {a.rounds} alternating rounds: microseconds per call, best / median")
     steps = {s: [r[1] for r in runs[s]] for s in runs}
     print(f"  {'step (ms)':<44} A {min(steps['A']):9.2f} {statistics.median(steps['A']):9.2f} | "
@@ -92,10 +100,7 @@ def kernels(a, row):
 
 def alternate(a, measure):
     """measure(binary, extra args) for A and B in turn, a.rounds times: best and median of each, and B/A."""
-    ta, tb = [], []
-    for _ in range(a.rounds):
-        ta.append(measure(a.a, shlex.split(a.a_args)))
-        tb.append(measure(a.b, shlex.split(a.b_args)))
+    ta, tb = rounds(a.rounds, lambda: measure(a.a, shlex.split(a.a_args)), lambda: measure(a.b, shlex.split(a.b_args)))
     ba, bb, ma, mb = min(ta), min(tb), statistics.median(ta), statistics.median(tb)
     return (f"A best {ba:.1f} median {ma:.1f} | B best {bb:.1f} median {mb:.1f} "
             f"| B/A best {bb / ba:.3f} median {mb / ma:.3f}")

@@ -22,20 +22,8 @@ with the steps above.
 """
 import argparse, statistics
 
-from ab import split
+from ab import rounds, split
 from compare_pytorch import ROWS, onednn, onednn_split, weft
-
-
-def alternate(a, measure_weft, measure_onednn):
-    """A row measured a.rounds times, weft then oneDNN each round: two
-    {name: [ms per round]} (each measure returns {name: ms})."""
-    w, d = {}, {}
-    for _ in range(a.rounds):
-        for k, v in measure_weft().items():
-            w.setdefault(k, []).append(v)
-        for k, v in measure_onednn().items():
-            d.setdefault(k, []).append(v)
-    return w, d
 
 
 def paired(w, d):
@@ -52,9 +40,10 @@ def halves(a):
     print("|---|---|---|---|---|---|")
     for r in (int(x) for x in a.rows.split(",")):
         cell, T, B, I, H = ROWS[r]
-        w, d = alternate(a, lambda: split(a.weft, r, a.threads, a.iters),
-                         lambda: onednn_split(a.onednn, cell, T, B, I, H, a.iters, a.threads))
-        wf, wb, df, db = min(w["forward"]), min(w["backward"]), min(d["forward"]), min(d["backward"])
+        w, d = rounds(a.rounds, lambda: split(a.weft, r, a.threads, a.iters),
+                      lambda: onednn_split(a.onednn, cell, T, B, I, H, a.iters, a.threads))
+        best = lambda side, half: min(x[half] for x in side)
+        wf, wb, df, db = best(w, "forward"), best(w, "backward"), best(d, "forward"), best(d, "backward")
         print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {wf:.2f} / {wb:.2f} | {df:.2f} / {db:.2f} "
               f"| **{wf / df:.3f}** | **{wb / db:.3f}** |", flush=True)
 
@@ -77,9 +66,8 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for r in (int(x) for x in a.rows.split(",")):
         cell, T, B, I, H = ROWS[r]
-        w, d = alternate(a, lambda: {"step": weft(a.weft, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"]},
-                         lambda: {"step": onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"]})
-        w, d = w["step"], d["step"]
+        w, d = rounds(a.rounds, lambda: weft(a.weft, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"],
+                      lambda: onednn(a.onednn, cell, T, B, I, H, a.iters, a.threads)["ms_per_step"])
         wm, dm = statistics.median(w), statistics.median(d)
         print(f"| {r + 1} | {cell} {T} {B} {I} {H} | {min(w):.2f} / {wm:.2f} | {min(d):.2f} / {dm:.2f} "
               f"| **{min(w) / min(d):.3f}** | {wm / dm:.3f} | {paired(w, d):.3f} |", flush=True)

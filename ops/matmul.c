@@ -463,7 +463,8 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
 /* ar: A's row stride when its rows are read in place (unit depth stride;
  * 0, a row broadcast down the block, is a stride like any other), or
  * ROWS_PACKED for a packed block (kc x R) */
-#define ROWS_CASE(NAME, R) case R: NAME##_r(R, 1, nr, kc, a, ar >= 0 ? ar : 1, ar >= 0 ? 1 : R, b, L_OF(b), beta1, c, rs, cs); break;
+#define ROWS_CALL(NAME, R) NAME##_r(R, 1, nr, kc, a, ar >= 0 ? ar : 1, ar >= 0 ? 1 : (R), b, L_OF(b), beta1, c, rs, cs)
+#define ROWS_CASE(NAME, R) case R: ROWS_CALL(NAME, R); break;
 #define ROWS_BLOCK(NAME, T, V, SET1, ZERO, LOADU, FMADD, MASK_T, MLOAD, MSTORE, ADD, STOREU, STREAM) \
     static inline __attribute__((always_inline)) ROWS_TARGET void NAME##_r(const int R, const int NV, int64_t nr, \
                                                                          int64_t kc, const T *a, int64_t ar, \
@@ -508,7 +509,7 @@ weft_status weft_matmul_packed_infer(const weft_graph *g, const weft_node *in, i
             ROWS_CASE(NAME, 1) ROWS_CASE(NAME, 2) ROWS_CASE(NAME, 3) ROWS_CASE(NAME, 4) ROWS_CASE(NAME, 5) \
             ROWS_CASE(NAME, 6) ROWS_CASE(NAME, 7) ROWS_CASE(NAME, 8) ROWS_CASE(NAME, 9) ROWS_CASE(NAME, 10) \
             ROWS_CASE(NAME, 11) ROWS_CASE(NAME, 12) ROWS_CASE(NAME, 13)        \
-        default: NAME##_r(WEFT_ROWS_MAX, 1, nr, kc, a, ar >= 0 ? ar : 1, ar >= 0 ? 1 : WEFT_ROWS_MAX, b, L_OF(b), beta1, c, rs, cs); break; \
+        default: ROWS_CALL(NAME, WEFT_ROWS_MAX); break;                       \
         }                                                                      \
     }
 ROWS_BLOCK(rows_f32, float, __m512, _mm512_set1_ps, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, __mmask16,
@@ -619,27 +620,29 @@ static ROWS_TARGET void wide_block(int R, int packed, int64_t nr, int64_t kc, co
     }
 }
 
-/* Depth p0..p0+kc of op(B) (nseg segments side by side) into kc x 32
- * panels, zero past column N; panels j0..j1 but those read in place
- * (in_place[j].p set).  A panel within one segment
- * whose rows have unit stride is copied two vectors at a time; others as
- * pack_b packs them, and one across segments a value at a time. */
-/* A panel of B the kernel reads where it is: its first row at depth 0 and
- * its row stride (p NULL: the panel is packed). */
+/* A 32-column panel of op(B): the segment g holding its first column,
+ * which starts at column `at`, found once per product; and, when the
+ * kernel reads the panel where it is, its first row at depth 0 and its row
+ * stride (p NULL: the panel is packed). */
 typedef struct {
     const float *p;
-    int64_t bk;
+    int64_t bk, at;
+    int g;
 } wide_panel;
 
+/* Depth p0..p0+kc of op(B) (nseg segments side by side) into kc x 32
+ * panels, zero past column N; panels j0..j1 but those read in place
+ * (pn[j].p set).  A panel within one segment
+ * whose rows have unit stride is copied two vectors at a time; others as
+ * pack_b packs them, and one across segments a value at a time. */
 static ROWS_TARGET void wide_pack_b(float *q, const wide_seg *sg, int nseg, int64_t p0, int64_t kc, int64_t N,
-                                    int64_t j0, int64_t j1, const wide_panel *in_place) {
+                                    int64_t j0, int64_t j1, const wide_panel *pn) {
     for (int64_t j = j0; j < j1; j++) {
-        if (in_place[j].p) continue;
+        if (pn[j].p) continue;
         float *d = q + j * kc * WIDE_NR;
         const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
-        int g = 0;
-        int64_t at = 0; /* segment g holds columns [at, at + n) */
-        while (g + 1 < nseg && at + sg[g].n <= c0) at += sg[g++].n;
+        int g = pn[j].g;
+        int64_t at = pn[j].at; /* segment g holds columns [at, at + n) */
         if (c0 + w <= at + sg[g].n) { /* the panel in one segment */
             const int64_t bk = sg[g].bk, bj = sg[g].bj;
             const float *src = sg[g].p + p0 * bk + (c0 - at) * bj;
@@ -702,14 +705,16 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
     const int64_t nkb = (K + 2 * WIDE_KC - 1) / (2 * WIDE_KC);
     const int64_t kb = packed ? (K < WIDE_KC ? K : WIDE_KC) : (K + nkb - 1) / nkb;
     if (nt > nblk) nt = (int)nblk;
-    wide_panel *in_place = calloc((size_t)np, sizeof *in_place);
-    if (!in_place) return -1;
+    wide_panel *pn = calloc((size_t)np, sizeof *pn);
+    if (!pn) return -1;
     int shared = 0; /* panels packed, shared among the threads */
-    for (int64_t j = 0, g = 0, at = 0; j < np; j++) {
+    for (int64_t j = 0, at = 0; j < np; j++) {
         const int64_t c0 = j * WIDE_NR, w = N - c0 < WIDE_NR ? N - c0 : WIDE_NR;
+        int g = j ? pn[j - 1].g : 0;
         while (g + 1 < nseg && at + B[g].n <= c0) at += B[g++].n;
+        pn[j] = (wide_panel){NULL, 0, at, g};
         if (packed && c0 + w <= at + B[g].n && B[g].bj == 1 && (w == WIDE_NR || w <= 16))
-            in_place[j] = (wide_panel){B[g].p + (c0 - at), B[g].bk};
+            pn[j].p = B[g].p + (c0 - at), pn[j].bk = B[g].bk;
         else shared = 1;
     }
     /* A product written once, in one depth block, and too large to wait in
@@ -721,7 +726,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                  a_floats = packed ? (size_t)(kb * WIDE_MR * WIDE_GROUP) : 0;
     float *buf = aligned_alloc(64, (b_floats + a_floats * (size_t)nt) * sizeof(float));
     if (!buf) {
-        free(in_place);
+        free(pn);
         return -1;
     }
     WEFT_TEAM(nt, {
@@ -730,7 +735,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         for (int64_t p0 = 0; p0 < K; p0 += kb) {
             const int64_t kc = K - p0 < kb ? K - p0 : kb;
             if (shared) {
-                wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, in_place);
+                wide_pack_b(buf, B, nseg, p0, kc, N, np * team_t / team_n, np * (team_t + 1) / team_n, pn);
                 WEFT_TEAM_BARRIER();
             }
             for (int64_t ib = ib0; ib < ib1; ib++) {
@@ -744,7 +749,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
                 for (int64_t j = 0; j < np; j++) {
                     const int64_t nr = N - j * WIDE_NR < WIDE_NR ? N - j * WIDE_NR : WIDE_NR;
                     float *c = C + i * ldc + j * WIDE_NR;
-                    const wide_panel *pj = &in_place[j];
+                    const wide_panel *pj = &pn[j];
                     const float *b = pj->p ? pj->p + p0 * pj->bk : buf + j * kc * WIDE_NR;
                     const int64_t bs = pj->p ? pj->bk : WIDE_NR;
                     if (packed && nr <= 16) wide_narrow(R, nr, kc, a, b, bs, p0 > 0, c, ldc);
@@ -755,7 +760,7 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
         }
         if (stream) _mm_sfence(); /* the streamed lines reach memory before the product is read */
     });
-    free(buf), free(in_place);
+    free(buf), free(pn);
     return 0;
 }
 
@@ -811,16 +816,17 @@ static inline void row_block(int own, int64_t M, int64_t nblk, int64_t mr, int64
         T *scratch = (T *)((char *)ap + a_bytes);                              \
         WEFT_TEAM(nt, {                                                        \
             const int t = team_t, nth = team_n;                                \
-            for (int64_t p0 = 0; !in_place && p0 < K; p0 += gm.kc) {           \
-                const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;            \
-                for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
-                    int64_t i, mr;                                             \
-                    row_block(own, M, nblk, gm.mr, ib, &i, &mr);               \
-                    T *q = ap + p0 * mpad + i * kc;                            \
-                    PACK_PANEL(T, q, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
+            if (!in_place) {                                                   \
+                for (int64_t p0 = 0; p0 < K; p0 += gm.kc) {                    \
+                    const int64_t kc = K - p0 < gm.kc ? K - p0 : gm.kc;        \
+                    for (int64_t ib = nblk * t / nth; ib < nblk * (t + 1) / nth; ib++) { \
+                        int64_t i, mr;                                         \
+                        row_block(own, M, nblk, gm.mr, ib, &i, &mr);           \
+                        PACK_PANEL(T, ap + p0 * mpad + i * kc, A + i * si + p0 * sk, sk, si, kc, mr, own ? mr : gm.mr); \
+                    }                                                          \
                 }                                                              \
+                WEFT_TEAM_BARRIER();                                           \
             }                                                                  \
-            if (!in_place) WEFT_TEAM_BARRIER();                                \
             T one = 1;                                                         \
             auxinfo_t aux;                                                     \
             memset(&aux, 0, sizeof aux);                                       \
