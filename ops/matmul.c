@@ -702,8 +702,11 @@ static int wide_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_
      * of at most 2 WIDE_KC, since every block after the first reads and
      * writes the whole output again (dx, [T*B, I]: row 5's, 2048 deep, and
      * row 4's, 768, took 0.95-0.97x the time, bench/ab.py --kernels). */
-    const int64_t nkb = (K + 2 * WIDE_KC - 1) / (2 * WIDE_KC);
-    const int64_t kb = packed ? (K < WIDE_KC ? K : WIDE_KC) : (K + nkb - 1) / nkb;
+    int64_t kb = K < WIDE_KC ? K : WIDE_KC;
+    if (!packed) {
+        const int64_t nkb = (K + 2 * WIDE_KC - 1) / (2 * WIDE_KC);
+        kb = (K + nkb - 1) / nkb;
+    }
     if (nt > nblk) nt = (int)nblk;
     wide_panel *pn = calloc((size_t)np, sizeof *pn);
     if (!pn) return -1;
